@@ -1,0 +1,21 @@
+# The two commands of the README: `make run` (the main job) and `make test` (the test suite).
+# Both install what they need on a fresh machine first (scripts/setup.sh).
+.PHONY: setup run test bench clean
+
+ARGS ?=
+
+setup:
+	@bash scripts/setup.sh
+
+# The viewer where there is a display; otherwise the headless fly-through with the CPU (or GPU) preset.
+run: setup
+	.venv/bin/n2n-live $(ARGS)
+
+test: setup
+	.venv/bin/python -m pytest -q $(ARGS)
+
+bench: setup
+	.venv/bin/n2n-bench $(ARGS)
+
+clean:
+	rm -rf .venv out .pytest_cache

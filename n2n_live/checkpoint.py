@@ -1,0 +1,53 @@
+"""Network checkpoints shared by the live app, the batch trainer, the experiments and the denoise command.
+
+A checkpoint is a torch file holding the U-Net's shape (n_in, m_out), its weights, what it was trained for
+(`kind`: "mc" for Monte Carlo frames, or an experiment's corruption name) and optional training state
+(optimiser, step) so that runs resume. Written atomically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+from .io_utils import atomic_path
+from .network import UNet
+
+FORMAT = "n2n-live-checkpoint/1"
+
+
+def save_checkpoint(path, net: UNet, kind: str = "mc", train_state: dict | None = None, meta: dict | None = None) -> None:
+    state = {
+        "format": FORMAT,
+        "n_in": net.n_in,
+        "m_out": net.m_out,
+        "kind": kind,
+        "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "train_state": train_state,
+        "meta": meta or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def read_checkpoint(path) -> dict:
+    """The raw checkpoint dict; a missing or foreign file is a UserError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path}: not an n2n-live checkpoint")
+    return state
+
+
+def load_checkpoint(path, device="cpu") -> tuple[UNet, dict]:
+    """(network on `device` in eval mode, the whole checkpoint dict)."""
+    state = read_checkpoint(path)
+    net = UNet(state["n_in"], state["m_out"])
+    net.load_state_dict(state["net"])
+    return net.to(device).eval(), state

@@ -1,0 +1,88 @@
+"""The one training step of the project: the live trainer, the batch trainer and every experiment call it.
+
+Adam with the paper's settings (beta1 0.9, beta2 0.99, eps 1e-8). A step whose loss or gradient is not finite
+(a NaN/Inf sample that slipped through, an overflow) is skipped and counted, so the weights never become
+non-finite.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .network import run_padded
+
+LR_MC = 3e-4  # Monte Carlo denoising: "better stability" (Appendix A.2)
+LR_DEFAULT = 1e-3  # every other experiment
+
+
+def rampdown_lr(step: int, total: int, base_lr: float, rampdown_fraction: float = 0.1) -> float:
+    """Constant learning rate, then a smooth (half-cosine) ramp-down to zero over the last fraction."""
+    if total <= 0 or rampdown_fraction <= 0:
+        return base_lr
+    start = total * (1.0 - rampdown_fraction)
+    if step < start:
+        return base_lr
+    phase = min((step - start) / (total - start), 1.0)
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * phase))
+
+
+class TrainStep:
+    """Owns the optimiser of `net`; `step` runs forward, loss, backward and update on one minibatch."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        loss_fn: Callable[..., torch.Tensor],
+        lr: float = LR_MC,
+        betas: tuple[float, float] = (0.9, 0.99),
+        eps: float = 1e-8,
+        amp: bool = False,
+    ):
+        self.net = net
+        self.loss_fn = loss_fn
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr, betas=betas, eps=eps)
+        self.amp = amp
+        self.steps = 0  # applied updates
+        self.skipped = 0  # steps dropped because something was not finite
+
+    @property
+    def lr(self) -> float:
+        return self.opt.param_groups[0]["lr"]
+
+    def set_lr(self, lr: float) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+
+    def step(self, inputs: torch.Tensor, targets: torch.Tensor, **loss_kw) -> float | None:
+        """One update on NCHW `inputs` -> `targets`. Returns the loss, or None if the step was skipped."""
+        self.net.train()
+        self.opt.zero_grad(set_to_none=True)
+        device_type = inputs.device.type
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=self.amp):
+            pred = run_padded(self.net, inputs)
+        loss = self.loss_fn(pred.float(), targets, **loss_kw)
+        loss.backward()
+        # One host sync for both checks: the loss for reporting and the gradient norm for safety.
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), float("inf"))
+        loss_value, grad_value = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
+        if not (math.isfinite(loss_value) and math.isfinite(grad_value)):
+            self.opt.zero_grad(set_to_none=True)
+            self.skipped += 1
+            return None
+        self.opt.step()
+        self.steps += 1
+        return loss_value
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "steps": self.steps,
+                "skipped": self.skipped}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        if "opt" in state:
+            self.opt.load_state_dict(state["opt"])
+        self.steps = int(state.get("steps", 0))
+        self.skipped = int(state.get("skipped", 0))
