@@ -1,0 +1,193 @@
+"""Paired noisy renders (the Noise2Noise training data) and chunked reference renders.
+
+Per frame, `PathTracer.render_pair` renders the same view twice with two different seeds: two independent
+noisy estimates of one image, the input and the target of a Noise2Noise step. A third, cheap pass of an
+aov-only integrator gives the albedo and shading normal of what each pixel sees. All passes use the box
+filter, so every value is a plain mean of the samples inside its pixel.
+
+Seeds (Mitsuba's seeds are 32-bit; `n = frame + seed_offset`, 0 <= n < 2**30):
+    noisy_a  2n            noisy_b  2n + 1          (the contract: never reused across frames or images)
+    features 3 * 2**30 + n (albedo/normal: independent of both noisy images)
+    reference chunks 2**31 + k, k = 0, 1, ...       (never equal to a pair seed)
+
+NaN/Inf samples are *not* sanitised here: the renderer reports what Mitsuba computed, and the trainer
+(`n2n_live.features.sanitize`) decides what to do with them. Albedo is clamped to [0, 1] (see below).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import drjit as dr
+import mitsuba as mi
+import numpy as np
+import torch
+
+from .camera import Camera
+from .scene import AOVS, LoadedScene
+from .variant import torch_device_for_variant
+
+SEED_RANGE = 2**30
+FEATURE_SEED_BASE = 3 * 2**30
+REFERENCE_SEED_BASE = 2**31
+REFERENCE_CACHE_SIZE = 8
+# Largest wavefront (pixels x samples per launch) for references: Dr.Jit traces a whole launch at once and
+# keeps per-lane state, so an unbounded chunk (512x512 at 64 spp) would need gigabytes.
+REFERENCE_MAX_LANES = 2**22
+
+
+@dataclass
+class FramePair:
+    """Two independent noisy renders of one frame and the frame's features, HWC float32 on the tracer's device.
+
+    noisy_a, noisy_b: (H, W, 3) linear HDR radiance, `spp` samples each, unclipped and unsanitised.
+    albedo: (H, W, 3) in [0, 1]; normal: (H, W, 3) world-space shading normal averaged over the pixel (unit
+    length inside surfaces, shorter at silhouettes, 0 where nothing is hit).
+    seeds: the Mitsuba seeds of noisy_a and noisy_b. render_ms: wall time of the whole call.
+    """
+
+    noisy_a: torch.Tensor
+    noisy_b: torch.Tensor
+    albedo: torch.Tensor
+    normal: torch.Tensor
+    frame: int
+    seeds: tuple[int, int]
+    render_ms: float
+
+
+class PathTracer:
+    """Renders `FramePair`s and references of a `LoadedScene` (call from the thread that loaded the scene).
+
+    The camera moves by writing the sensor's `to_world` (and `x_fov`) through `mi.traverse` and
+    `params.update()`: the first move turns those values into opaque kernel inputs and compiles once; later
+    moves reuse the compiled kernels.
+    """
+
+    def __init__(self, loaded: LoadedScene, spp: int = 8, seed: int = 0, torch_device=None):
+        if int(spp) < 1:
+            raise ValueError(f"spp must be >= 1, got {spp}")
+        self.loaded = loaded
+        self.spp = int(spp)
+        self.seed_offset = int(seed)
+        self.variant = mi.variant()
+        self.device = torch.device(torch_device or torch_device_for_variant(self.variant))
+        self._scene = loaded.scene
+        self._sensor_params = mi.traverse(self._scene.sensors()[0])
+        self._colour = loaded.integrator if loaded.integrator is not None else self._scene.integrator()
+        self._features = mi.load_dict({"type": "aov", "aovs": AOVS})
+        self._camera_key = None
+        self._fov = None
+        self._references: OrderedDict = OrderedDict()
+
+    @property
+    def width(self) -> int:
+        return self.loaded.width
+
+    @property
+    def height(self) -> int:
+        return self.loaded.height
+
+    # ------------------------------------------------------------------------------------------ camera
+
+    def set_camera(self, cam: Camera) -> None:
+        """Point the sensor at `cam` (no-op if it already is)."""
+        key = cam.key()
+        if key == self._camera_key:
+            return
+        self._sensor_params["to_world"] = mi.ScalarTransform4f(cam.to_world().tolist())
+        if self._fov != cam.fov_deg:
+            self._sensor_params["x_fov"] = cam.fov_deg
+            self._fov = cam.fov_deg
+        self._sensor_params.update()
+        self._camera_key = key
+
+    def resize(self, width: int, height: int) -> None:
+        """Render at width x height from now on (the film is resized in place; references are dropped)."""
+        width, height = int(width), int(height)
+        if width < 1 or height < 1:
+            raise ValueError(f"image size must be positive, got {width}x{height}")
+        if (width, height) == (self.width, self.height):
+            return
+        self._sensor_params["film.size"] = mi.ScalarVector2u(width, height)
+        self._sensor_params.update()
+        self.loaded.width, self.loaded.height = width, height
+        self._references.clear()
+
+    # ------------------------------------------------------------------------------------------ seeds
+
+    def seeds_for(self, frame: int) -> tuple[int, int]:
+        """The seeds of noisy_a and noisy_b of `frame`: 2n and 2n + 1 with n = frame + seed offset."""
+        n = self._seed_index(frame)
+        return 2 * n, 2 * n + 1
+
+    def _seed_index(self, frame: int) -> int:
+        n = int(frame) + self.seed_offset
+        if not 0 <= n < SEED_RANGE:
+            raise ValueError(f"frame + seed offset must be in [0, 2**30), got {n}")
+        return n
+
+    # ------------------------------------------------------------------------------------------ renders
+
+    def _render(self, integrator, spp: int, seed: int):
+        return mi.render(self._scene, integrator=integrator, spp=int(spp), seed=int(seed))
+
+    def _to_torch(self, image) -> torch.Tensor:
+        """Dr.Jit tensor -> torch without a host round trip where both live on one device (DLPack)."""
+        try:
+            t = image.torch()
+        except Exception:  # scalar variants: plain numpy memory
+            t = torch.from_numpy(np.array(image, dtype=np.float32))
+        return t if t.device == self.device else t.to(self.device)
+
+    def _finish(self, *images) -> None:
+        dr.eval(*images)
+        # Dr.Jit runs kernels asynchronously (on CUDA on its own stream, which torch's streams do not wait
+        # for): wait here so the tensors handed out are complete.
+        dr.sync_thread()
+
+    def render_pair(self, cam: Camera, frame: int) -> FramePair:
+        """Two independent `spp`-sample renders of `cam` plus albedo and normal, for frame number `frame`."""
+        seed_a, seed_b = self.seeds_for(frame)
+        feature_seed = FEATURE_SEED_BASE + self._seed_index(frame)
+        t0 = time.perf_counter()
+        self.set_camera(cam)
+        a = self._render(self._colour, self.spp, seed_a)
+        b = self._render(self._colour, self.spp, seed_b)
+        f = self._render(self._features, self.spp, feature_seed)
+        self._finish(a, b, f)
+        a, b, f = self._to_torch(a)[..., :3], self._to_torch(b)[..., :3], self._to_torch(f)
+        # The albedo AOV of a near-specular conductor is its BRDF value, not a reflectance (values of 100+ on
+        # a polished sphere): clamp it to the [0, 1] the network's input normalisation expects.
+        albedo = f[..., 0:3].clamp(0.0, 1.0)
+        normal = f[..., 3:6].contiguous()
+        render_ms = (time.perf_counter() - t0) * 1000.0
+        return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms)
+
+    def render_reference(self, cam: Camera, spp: int, chunk_spp: int = 64) -> torch.Tensor:
+        """A high-spp (H, W, 3) estimate of `cam`'s image, accumulated from independent chunks of at most
+        `chunk_spp` samples (bounded memory). Cached per (camera, spp, size): a second call is free."""
+        spp, chunk_spp = int(spp), max(1, int(chunk_spp))
+        if spp < 1:
+            raise ValueError(f"spp must be >= 1, got {spp}")
+        key = (cam.key(), spp, self.width, self.height)
+        cached = self._references.get(key)
+        if cached is not None:
+            self._references.move_to_end(key)
+            return cached.clone()
+        chunk_spp = min(chunk_spp, max(1, REFERENCE_MAX_LANES // (self.width * self.height)))
+        self.set_camera(cam)
+        total, done, k = None, 0, 0
+        while done < spp:
+            n = min(chunk_spp, spp - done)
+            img = self._render(self._colour, n, REFERENCE_SEED_BASE + k)
+            self._finish(img)
+            part = self._to_torch(img)[..., :3].to(torch.float64) * n  # float64: thousands of chunks may add up
+            total = part if total is None else total + part
+            done, k = done + n, k + 1
+        ref = (total / spp).to(torch.float32)
+        self._references[key] = ref
+        while len(self._references) > REFERENCE_CACHE_SIZE:
+            self._references.popitem(last=False)
+        return ref.clone()
