@@ -1,0 +1,143 @@
+"""`n2n-live`: the viewer when there is a display, else (or with --headless) the headless fly-through.
+
+    n2n-live                                   viewer; without a display: headless, CPU/GPU preset, ./out/headless
+    n2n-live --headless --scene cornell-box --frames 100 --size 128 --compare clean,oidn --out runs/cbox
+
+One configuration is built (a preset, then the flags given) and handed to one loop.
+"""
+from __future__ import annotations
+
+import os
+
+# OpenMP threads that spin-wait between parallel regions are catastrophic when the cores are shared (the trainer
+# thread, the render thread and Dr.Jit's pool all want them): measured on 2 busy cores, one U-Net step took 1.9 s
+# with spinning and 0.24 s with passive waiting. Must be set before torch loads its OpenMP runtime.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import dataclasses
+import importlib
+import sys
+
+from .config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
+from .errors import UserError, exit_on_user_error
+
+PROG = "n2n-live"
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256' -> (256, 256); '320x240' -> (320, 240)."""
+    try:
+        if "x" in text.lower():
+            w, h = text.lower().split("x")
+            size = (int(w), int(h))
+        else:
+            size = (int(text), int(text))
+    except ValueError:
+        raise UserError(f"--size: expected S or WxH (e.g. 256 or 320x240), got {text!r}") from None
+    if min(size) < 1:
+        raise UserError(f"--size must be positive, got {text!r}")
+    return size
+
+
+def parse_compare(text: str) -> tuple[str, ...]:
+    items = tuple(dict.fromkeys(s.strip() for s in text.split(",") if s.strip()))
+    bad = [s for s in items if s not in COMPARE_CHOICES]
+    if bad:
+        raise UserError(f"--compare accepts {', '.join(COMPARE_CHOICES)} (comma-separated); unknown: {', '.join(bad)}")
+    return items
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG, description="Noise2Noise live: learn a Monte Carlo denoiser from pairs of noisy frames while "
+        "a path tracer renders a fly-through.")
+    p.add_argument("--headless", action="store_true", help="no window: run the fly-through and write results")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration (default: gpu with CUDA, "
+                   "else cpu for --headless; the viewer starts from LiveConfig's defaults)")
+    p.add_argument("--scene", help="bundled scene name or Mitsuba 3 XML file (default cornell-box)")
+    p.add_argument("--frames", type=int, help="frames of the headless fly-through")
+    p.add_argument("--size", help="frame size S or WxH")
+    p.add_argument("--spp", type=int, help="samples per pixel of each noisy image (default 8)")
+    p.add_argument("--iters-per-frame", type=int, help="training iterations per frame (default 8)")
+    p.add_argument("--crop", type=int, help="training crop side, clamped to the frame (default 256)")
+    p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--device", choices=DEVICE_CHOICES, help="where the network runs (default auto)")
+    p.add_argument("--seed", type=int, help="random seed (network, crops, renderer)")
+    p.add_argument("--reference-spp", type=int, help="spp of the per-frame reference for PSNR (0: none)")
+    p.add_argument("--compare", help="baselines: clean,oidn (clean = a second network on reference targets)")
+    p.add_argument("--exposure", type=float, help="exposure before tonemapping")
+    p.add_argument("--out", help="headless output folder (default out/headless)")
+    p.add_argument("--sync", action="store_true", default=None, help="render, train, denoise in one thread "
+                   "(deterministic)")
+    p.add_argument("--variant", help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
+    p.add_argument("--load", help="start from this checkpoint")
+    p.add_argument("--snapshots", type=int, help="headless: frames saved as PNGs (default 4)")
+    p.add_argument("--no-progress", action="store_true", help="headless: no progress bar")
+    add_viewer_arguments(p)
+    return p
+
+
+def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The viewer's own flags (n2n_live.viewer.cli_args.add_arguments), when the viewer is installed."""
+    try:
+        mod = importlib.import_module("n2n_live.viewer.cli_args")
+    except ImportError:
+        return
+    if hasattr(mod, "add_arguments"):
+        mod.add_arguments(parser)
+
+
+FLAG_FIELDS = ("scene", "frames", "spp", "iters_per_frame", "crop", "lr", "device", "seed", "reference_spp",
+               "exposure", "out", "sync", "variant", "load", "snapshots")
+
+
+def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:
+    """A preset (explicit, or by device for headless runs), then every flag that was given."""
+    name = args.preset or (default_preset_name() if headless else None)
+    cfg = preset(name) if name else LiveConfig()
+    changes = {f: getattr(args, f) for f in FLAG_FIELDS if getattr(args, f, None) is not None}
+    if args.size:
+        changes["width"], changes["height"] = parse_size(args.size)
+    if args.compare is not None:
+        changes["compare"] = parse_compare(args.compare)
+    cfg = dataclasses.replace(cfg, **changes)
+    if headless:
+        cfg.pace = True  # every frame gets iters_per_frame steps, as in the paper's fly-through
+        if cfg.out is None:
+            cfg.out = os.path.join("out", "headless")
+    return cfg.validate()
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with exit_on_user_error(PROG):
+        args = build_parser().parse_args(argv)
+        headless = args.headless
+        if not headless and not has_display():
+            what = ("the headless fly-through with the " + (args.preset or default_preset_name()) + " preset")
+            print(f"{PROG}: no display (DISPLAY/WAYLAND_DISPLAY unset): running {what} into "
+                  f"{args.out or os.path.join('out', 'headless')}", file=sys.stderr)
+            headless = True
+        viewer = None
+        if not headless:
+            try:
+                viewer = importlib.import_module("n2n_live.viewer.app")
+            except ImportError as e:
+                print(f"{PROG}: the viewer is not available ({e}); running headless instead", file=sys.stderr)
+                headless = True
+        cfg = build_config(args, headless)
+        if headless:
+            from .headless import run_headless
+
+            run_headless(cfg, progress=not args.no_progress)
+        else:
+            viewer.run(cfg, args)
+
+
+if __name__ == "__main__":
+    main()

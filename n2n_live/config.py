@@ -1,0 +1,147 @@
+"""The live app's one configuration: a dataclass with a docstring per field, and two presets.
+
+The headless command and the viewer both build a `LiveConfig` (from a preset, then the user's flags) and hand
+it to `LiveLoop`. Fields read by the trainer at run time (`lr`, `iters_per_frame`, `crop`) can also be changed
+on the running objects (`OnlineTrainer.set_lr`, `.iters_per_frame`, `.crop`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import UserError
+
+COMPARE_CHOICES = ("clean", "oidn")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class LiveConfig:
+    scene: str = "cornell-box"
+    """A bundled scene name (`scenes.names()`) or the path of a Mitsuba 3 XML file with a sensor."""
+
+    width: int = 256
+    """Frame width in pixels. Any size works: the network pads to a multiple of 32 and crops back."""
+
+    height: int = 256
+    """Frame height in pixels."""
+
+    spp: int = 8
+    """Samples per pixel of each of the two noisy images of a frame (the paper: 8)."""
+
+    iters_per_frame: int = 8
+    """Training iterations per rendered frame (the paper: 8). Each iteration trains on one random crop in both
+    directions (A->B and B->A as a minibatch of two)."""
+
+    crop: int = 256
+    """Side of the random square training crop (the paper: 256); clamped to the frame size."""
+
+    device: str = "auto"
+    """Where the network trains and runs: 'auto' (CUDA when torch sees a GPU, else CPU), 'cpu' or 'cuda'."""
+
+    seed: int = 0
+    """Seeds the network initialisation, the training crops and the renderer's sample seeds."""
+
+    lr: float = 3e-4
+    """Adam learning rate, constant (the paper uses 3e-4 for Monte Carlo denoising, for stability)."""
+
+    variant: str | None = None
+    """Mitsuba variant (e.g. 'llvm_ad_rgb', 'cuda_ad_rgb', 'scalar_rgb'); None picks the fastest that works."""
+
+    exposure: float = 1.0
+    """Exposure multiplier applied before the tonemap T (network input, display, PNGs and PSNR)."""
+
+    sync: bool = False
+    """Render -> train -> denoise in one thread, one after the other: deterministic for a fixed seed (tests,
+    debugging). Off: a background thread trains while the main thread renders and displays."""
+
+    pace: bool = False
+    """Asynchronous mode only: before submitting a frame, wait until the trainer has finished the previous
+    frame's iterations, so every frame gets `iters_per_frame` steps as in the paper's fly-through (rendering
+    still overlaps training). The headless command turns it on; the viewer leaves it off (display never waits)."""
+
+    reference_spp: int = 0
+    """Samples per pixel of the reference rendered for every frame's camera to measure PSNR against; 0 = no
+    reference and no PSNR (the viewer's default: the training itself never needs a clean image)."""
+
+    compare: tuple[str, ...] = ()
+    """Baselines computed per frame, a subset of {'clean', 'oidn'}: 'clean' trains a second network online with
+    the reference as target (the paper's clean-target curve; needs reference_spp > 0), 'oidn' runs Intel Open
+    Image Denoise (pyoidn, CPU, quality 'high') on the average of the two noisy images."""
+
+    frames: int = 1000
+    """Frames of the headless fly-through (the paper's Figure 8 shows 1000). The viewer runs until closed."""
+
+    out: str | None = None
+    """Headless output folder (None: ./out/headless)."""
+
+    snapshots: int = 4
+    """Headless: how many evenly spaced frames (the last one included) are saved as noisy/denoised/reference PNGs."""
+
+    load: str | None = None
+    """A checkpoint (checkpoint.py) to start from instead of a freshly initialised network."""
+
+    def validate(self) -> "LiveConfig":
+        """Check the values a user can get wrong; a mistake is a UserError naming the field."""
+        if self.width < 1 or self.height < 1:
+            raise UserError(f"size must be positive, got {self.width}x{self.height}")
+        for name in ("spp", "crop", "frames"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.iters_per_frame < 0:
+            raise UserError(f"iters_per_frame must be >= 0, got {self.iters_per_frame}")
+        if self.reference_spp < 0:
+            raise UserError(f"reference_spp must be >= 0, got {self.reference_spp}")
+        if not self.lr > 0:
+            raise UserError(f"lr must be positive, got {self.lr}")
+        if not self.exposure > 0:
+            raise UserError(f"exposure must be positive, got {self.exposure}")
+        if self.device not in DEVICE_CHOICES:
+            raise UserError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
+        self.compare = tuple(self.compare)
+        bad = [c for c in self.compare if c not in COMPARE_CHOICES]
+        if bad:
+            raise UserError(f"--compare accepts {', '.join(COMPARE_CHOICES)}; unknown: {', '.join(bad)}")
+        if "clean" in self.compare and self.reference_spp <= 0:
+            raise UserError("--compare clean trains on reference images: set --reference-spp > 0")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu. Asking for 'cuda' without a GPU is a UserError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch sees no CUDA GPU (use --device cpu or auto)")
+    if name not in ("cpu", "cuda"):
+        raise UserError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {name!r}")
+    return torch.device(name)
+
+
+PRESETS: dict[str, LiveConfig] = {
+    # Two CPU cores: 128x128 frames trained on whole frames. lr 1e-3 rather than the paper's 3e-4: a fly-through of
+    # ~80 frames x 8 iterations is ~650 steps, far fewer than the paper's 8000, and at 3e-4 the network is still
+    # visibly blurry/biased after them (measured on the Cornell box: +1.2 dB over the input after 40 frames at
+    # 3e-4, +2.7 dB after 60 frames at 1e-3; with L_HDR's clamped denominator 1e-3 trains stably). A 256-spp
+    # reference per frame costs about as much as the training, which is why it is modest.
+    "cpu": LiveConfig(width=128, height=128, crop=128, frames=80, lr=1e-3, reference_spp=256, compare=("oidn",)),
+    # One GPU: the paper's setting (512x512, 8 spp, 8 iterations on 256x256 crops, lr 3e-4), 1000 frames.
+    "gpu": LiveConfig(width=512, height=512, crop=256, frames=1000, lr=3e-4, reference_spp=1024, compare=("oidn",)),
+}
+
+
+def preset(name: str, **overrides) -> LiveConfig:
+    """A fresh copy of a preset with `overrides` applied (unknown preset: UserError)."""
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r} (choose from {', '.join(PRESETS)})")
+    return dataclasses.replace(PRESETS[name], **overrides)
+
+
+def default_preset_name() -> str:
+    """'gpu' when torch sees CUDA, else 'cpu'."""
+    return "gpu" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,64 @@
+"""Inference with the latest published weights: features -> pad -> U-Net -> unpad, both noisy images averaged.
+
+The denoiser owns its own copy of the network, so the trainer thread can update its weights in place while the
+display thread denoises; `update(version, state)` copies a published snapshot in when its version is new.
+Runs under torch.no_grad (not inference_mode), so results are ordinary tensors the caller may modify in place.
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from . import features
+from .network import UNet, run_padded
+
+
+class Denoiser:
+    """`Denoiser(net_or_factory=UNet, device="cpu", exposure=1.0)`.
+
+    `net_or_factory` is a module (used as this denoiser's own network: do not share it with a trainer) or a
+    callable returning one (e.g. `UNet`). Outputs are HWC linear radiance, clamped at 0.
+    """
+
+    def __init__(self, net_or_factory=UNet, device="cpu", exposure: float = 1.0):
+        net = net_or_factory if isinstance(net_or_factory, nn.Module) else net_or_factory()
+        self.device = torch.device(device)
+        self.net = net.to(self.device, memory_format=torch.channels_last).eval()
+        self.exposure = float(exposure)
+        self.version = -1
+
+    @classmethod
+    def copy_of(cls, net: nn.Module, device="cpu", exposure: float = 1.0) -> "Denoiser":
+        """A denoiser with a private copy of `net` (same weights)."""
+        return cls(copy.deepcopy(net), device, exposure)
+
+    def update(self, version: int, state: dict) -> bool:
+        """Load a published snapshot unless `version` is already loaded; True when the weights changed."""
+        if version == self.version:
+            return False
+        self.net.load_state_dict(state)
+        self.version = version
+        return True
+
+    def _run(self, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+        """NHWC/HWC in -> NCHW linear out (the inference seam)."""
+        with torch.no_grad():
+            x = features.assemble(*(torch.as_tensor(t).to(self.device, torch.float32) for t in (colour, albedo, normal)),
+                                  exposure=self.exposure)
+            x = x.contiguous(memory_format=torch.channels_last)
+            return run_padded(self.net, x).clamp_(min=0.0)
+
+    def denoise(self, colour, albedo, normal) -> torch.Tensor:
+        """One noisy HWC image (+ its albedo and normal) -> denoised HWC linear radiance."""
+        with torch.no_grad():
+            return self._run(colour, albedo, normal)[0].permute(1, 2, 0).contiguous()
+
+    def denoise_pair(self, pair) -> torch.Tensor:
+        """Both noisy images of a FramePair in one batch of two, denoised and averaged (HWC)."""
+        with torch.no_grad():
+            colour = torch.stack([torch.as_tensor(pair.noisy_a), torch.as_tensor(pair.noisy_b)])
+            aux = [torch.as_tensor(t).unsqueeze(0).expand(2, *t.shape) for t in (pair.albedo, pair.normal)]
+            out = self._run(colour, *aux)
+            return out.mean(dim=0).permute(1, 2, 0).contiguous()

@@ -1,0 +1,231 @@
+"""One live frame: render a noisy pair -> hand it to the trainer -> denoise it with the latest weights -> metrics.
+
+`LiveLoop` is shared by the headless command and the viewer. Every Mitsuba call (scene loading, rendering,
+references) happens in the thread that constructs the loop and calls `step`; the trainer threads only see
+copies of the rendered tensors.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from . import oidn
+from .config import LiveConfig, resolve_device
+from .denoiser import Denoiser
+from .errors import UserError
+from .metrics import psnr_hdr
+from .network import UNet
+from .trainer import OnlineTrainer
+
+
+@dataclass
+class FrameResult:
+    """Everything one `LiveLoop.step` produced. Images are HWC linear float32 tensors; metrics are dB or None."""
+
+    frame: int
+    camera: object
+    pair: object  # renderer.tracer.FramePair
+    denoised: torch.Tensor  # average of both denoised noisy images
+    reference: torch.Tensor | None = None  # only when cfg.reference_spp > 0
+    oidn: torch.Tensor | None = None  # OIDN on the average of the two noisy images ('oidn' in cfg.compare)
+    clean: torch.Tensor | None = None  # the clean-target network's output ('clean' in cfg.compare)
+    render_ms: float = 0.0  # the noisy pair (both images + albedo/normal), as the renderer measured it
+    train_ms: float = float("nan")  # training time of the last frame the trainer finished
+    infer_ms: float = 0.0  # denoising both images with the Noise2Noise network
+    loss: float = float("nan")  # mean L_HDR over the last trained frame's iterations
+    psnr_input: float | None = None  # noisy image A (8 spp) vs reference, tonemapped
+    psnr_denoised: float | None = None
+    psnr_clean_target: float | None = None
+    psnr_oidn: float | None = None
+    train_steps: int = 0
+    psnr_input_pair: float | None = None  # average of A and B (the samples the denoised output saw)
+    reference_ms: float = 0.0
+    oidn_ms: float = 0.0
+    clean_ms: float = 0.0  # inference of the clean-target network
+    version: int = -1  # weights version used for `denoised`
+    skipped: int = 0  # non-finite training steps skipped so far
+    sanitized_frames: int = 0  # frames whose NaN/Inf samples were replaced
+    extra: dict = field(default_factory=dict)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # timing only: make the measured work finish
+
+
+class LiveLoop:
+    """render -> submit (or train_now in sync mode) -> denoise -> metrics, one call of `step` per frame."""
+
+    def __init__(self, cfg: LiveConfig):
+        from renderer.scene import load_scene
+        from renderer.tracer import PathTracer
+        from renderer.variant import choose_variant
+
+        self.cfg = cfg.validate()
+        self._load_scene, self._PathTracer = load_scene, PathTracer
+        self.device = resolve_device(cfg.device)
+        if "oidn" in cfg.compare and not oidn.available():
+            raise UserError("--compare oidn needs pyoidn (pip install 'n2n-live[oidn]')")
+        self.variant = choose_variant(cfg.variant)
+        self.loaded = load_scene(cfg.scene, cfg.width, cfg.height)
+        self.tracer = PathTracer(self.loaded, spp=cfg.spp, seed=cfg.seed)
+
+        torch.manual_seed(cfg.seed)
+        net = UNet()
+        self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
+        self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
+        if cfg.load:
+            self.trainer.load(cfg.load)
+        self.clean_trainer = self.clean_denoiser = None
+        if "clean" in cfg.compare:
+            clean_net = UNet()
+            clean_net.load_state_dict(net.state_dict())  # the same start as the Noise2Noise network
+            self.clean_denoiser = Denoiser.copy_of(clean_net, self.device, cfg.exposure)
+            self.clean_trainer = OnlineTrainer(clean_net, cfg, self.device, target="clean", name="clean-trainer")
+        self.frame = 0  # frames rendered so far; drives the renderer's seeds (never reused)
+        self._path_start = 0  # frame at which the current scene's fly-through began
+        if not cfg.sync:
+            for t in self.trainers:
+                t.start()
+
+    @property
+    def trainers(self) -> list[OnlineTrainer]:
+        return [t for t in (self.trainer, self.clean_trainer) if t is not None]
+
+    def camera_at(self, frame: int | None = None):
+        """The scene's fly-through camera at `frame` (default: the next frame to render)."""
+        f = self.frame if frame is None else frame
+        return self.loaded.path.at(f - self._path_start)
+
+    # ------------------------------------------------------------------ one frame
+    def step(self, camera=None) -> FrameResult:
+        cfg = self.cfg
+        cam = self.camera_at() if camera is None else camera
+        # render the noisy pair (+ albedo, normal) and, for metrics, the reference of this camera
+        pair = self.tracer.render_pair(cam, self.frame)
+        reference, reference_ms = None, 0.0
+        if cfg.reference_spp > 0:
+            t0 = time.perf_counter()
+            reference = self.tracer.render_reference(cam, cfg.reference_spp)
+            reference_ms = (time.perf_counter() - t0) * 1000.0
+
+        # train: in this thread (sync) or hand the pair to the trainer thread (newest wins)
+        if cfg.sync:
+            self.trainer.train_now(pair)
+            if self.clean_trainer is not None:
+                self.clean_trainer.train_now(pair, reference)
+        else:
+            if cfg.pace:
+                for t in self.trainers:
+                    t.wait_idle()
+            self.trainer.submit(pair)
+            if self.clean_trainer is not None:
+                self.clean_trainer.submit(pair, reference)
+
+        # denoise both noisy images with the latest published weights and average them
+        version, state = self.trainer.weights()
+        self.denoiser.update(version, state)
+        t0 = time.perf_counter()
+        denoised = self.denoiser.denoise_pair(pair)
+        _sync(self.device)
+        infer_ms = (time.perf_counter() - t0) * 1000.0
+
+        clean, clean_ms = None, 0.0
+        if self.clean_trainer is not None:
+            self.clean_denoiser.update(*self.clean_trainer.weights())
+            t0 = time.perf_counter()
+            clean = self.clean_denoiser.denoise_pair(pair)
+            _sync(self.device)
+            clean_ms = (time.perf_counter() - t0) * 1000.0
+
+        oidn_img, oidn_ms = None, 0.0
+        if "oidn" in cfg.compare:
+            t0 = time.perf_counter()
+            avg = 0.5 * (pair.noisy_a.float() + pair.noisy_b.float())
+            oidn_img = oidn.denoise(avg, pair.albedo, pair.normal)
+            oidn_ms = (time.perf_counter() - t0) * 1000.0
+
+        stats = self.trainer.stats
+        r = FrameResult(
+            frame=self.frame, camera=cam, pair=pair, denoised=denoised, reference=reference, oidn=oidn_img,
+            clean=clean, render_ms=float(getattr(pair, "render_ms", float("nan"))), train_ms=stats["train_ms"],
+            infer_ms=infer_ms, loss=stats["frame_loss"], train_steps=stats["steps"], reference_ms=reference_ms,
+            oidn_ms=oidn_ms, clean_ms=clean_ms, version=version, skipped=stats["skipped"],
+            sanitized_frames=stats["sanitized_frames"])
+        if reference is not None:
+            # PSNR on tonemapped values against the reference of this frame's camera
+            ref = reference.to(denoised.device)
+            e = cfg.exposure
+            r.psnr_input = psnr_hdr(pair.noisy_a.to(ref.device), ref, e)
+            r.psnr_input_pair = psnr_hdr(0.5 * (pair.noisy_a + pair.noisy_b).to(ref.device), ref, e)
+            r.psnr_denoised = psnr_hdr(denoised, ref, e)
+            if clean is not None:
+                r.psnr_clean_target = psnr_hdr(clean, ref, e)
+            if oidn_img is not None:
+                r.psnr_oidn = psnr_hdr(oidn_img.to(ref.device), ref, e)
+        self.frame += 1
+        return r
+
+    # ------------------------------------------------------------------ changes at run time
+    def set_scene(self, spec: str) -> None:
+        """Load another scene (name or XML path). On error (SceneError/UserError) the current scene stays.
+
+        The networks keep their weights (online training adapts; `trainer.reset()` starts afresh)."""
+        loaded = self._load_scene(spec, self.loaded.width, self.loaded.height)
+        self.tracer = self._PathTracer(loaded, spp=self.cfg.spp, seed=self.cfg.seed)
+        self.loaded = loaded
+        self.cfg.scene = spec
+        self._path_start = self.frame
+
+    def resize(self, width: int, height: int) -> None:
+        """New frame size; the network pads any size, crops are clamped to the frame."""
+        width, height = int(width), int(height)
+        if width < 1 or height < 1:
+            raise UserError(f"size must be positive, got {width}x{height}")
+        if (width, height) == (self.loaded.width, self.loaded.height):
+            return
+        if hasattr(self.tracer, "resize"):
+            self.tracer.resize(width, height)
+            if getattr(self.loaded, "width", width) != width:  # the tracer did not update the scene record
+                self.loaded = self._load_scene(self.cfg.scene, width, height)
+                self.tracer = self._PathTracer(self.loaded, spp=self.cfg.spp, seed=self.cfg.seed)
+        else:
+            self.loaded = self._load_scene(self.cfg.scene, width, height)
+            self.tracer = self._PathTracer(self.loaded, spp=self.cfg.spp, seed=self.cfg.seed)
+        self.cfg.width, self.cfg.height = width, height
+
+    def set_spp(self, spp: int) -> None:
+        self.cfg.spp = int(spp)
+        if hasattr(self.tracer, "spp"):
+            self.tracer.spp = int(spp)
+
+    # ------------------------------------------------------------------ end
+    def save(self, path, meta: dict | None = None) -> None:
+        """Checkpoint of the Noise2Noise network (checkpoint.py)."""
+        meta = {"scene": self.cfg.scene, "frames": self.frame, **(meta or {})}
+        self.trainer.save(path, meta)  # waits for the step in flight, at most
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """Stop the trainer threads; returns within `timeout` seconds (True if all ended)."""
+        for t in self.trainers:  # ask all at once, then wait for all: one shared deadline
+            t.request_stop()
+        deadline = time.monotonic() + timeout
+        ok = True
+        for t in self.trainers:
+            ok &= t.stop(max(0.0, deadline - time.monotonic()))
+        return ok
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def mean_last(values, n: int = 10) -> float:
+    """Mean of the last n finite values (NaN when none)."""
+    vals = [v for v in values if v is not None and not math.isnan(v)][-n:]
+    return sum(vals) / len(vals) if vals else float("nan")

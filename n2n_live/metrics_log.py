@@ -1,0 +1,61 @@
+"""Per-frame metrics as CSV: one row per frame, flushed as it is written (an interrupted run keeps its rows)."""
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.4f}"
+    return str(v)
+
+
+class MetricsLog:
+    """`MetricsLog(path, columns)`: writes the header now and one flushed row per `log(row)`; unknown keys are
+    ignored, missing ones left empty. Use as a context manager or call `close()`."""
+
+    def __init__(self, path, columns):
+        self.path = Path(path)
+        self.columns = list(columns)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "w", newline="")
+        self._w = csv.writer(self._f)
+        self._w.writerow(self.columns)
+        self._f.flush()
+
+    def log(self, row: dict) -> None:
+        self._w.writerow([_fmt(row.get(c)) for c in self.columns])
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def read_metrics(path) -> dict[str, list[float]]:
+    """{column: values} with empty cells as NaN."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return {}
+    header, body = rows[0], rows[1:]
+    cols: dict[str, list[float]] = {h: [] for h in header}
+    for r in body:
+        if len(r) != len(header):
+            continue  # a row cut short by a crash
+        for h, v in zip(header, r):
+            try:
+                cols[h].append(float(v) if v != "" else float("nan"))
+            except ValueError:
+                cols[h].append(float("nan"))
+    return cols

@@ -1,0 +1,39 @@
+"""Intel Open Image Denoise (pyoidn, CPU) as a production baseline; cleanly absent when pyoidn is not installed.
+
+OIDN's RT filter with albedo and normal, HDR colour, quality 'high' (DESIGN.md: 256x256 ~60 ms on 2 cores).
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import torch
+
+from .errors import UserError
+
+
+def available() -> bool:
+    """True when pyoidn can be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec("pyoidn") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _np(t) -> np.ndarray:
+    if isinstance(t, torch.Tensor):
+        t = t.detach().float().cpu().numpy()
+    return np.ascontiguousarray(np.nan_to_num(np.asarray(t, np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+
+
+def denoise(colour, albedo=None, normal=None, quality: str = "high") -> torch.Tensor:
+    """HWC linear colour (+ optional albedo in [0,1], normal in [-1,1]) -> denoised HWC float32 CPU tensor."""
+    try:
+        import pyoidn
+    except ImportError:
+        raise UserError("OIDN comparison needs pyoidn (pip install 'n2n-live[oidn]')") from None
+    c = np.maximum(_np(colour), 0.0)
+    a = None if albedo is None else np.clip(_np(albedo), 0.0, 1.0)
+    n = None if normal is None else np.clip(_np(normal), -1.0, 1.0)
+    out = pyoidn.denoise(c, a, n, hdr=True, quality=quality)
+    return torch.from_numpy(np.asarray(out, np.float32))

@@ -1,0 +1,52 @@
+"""psnr.png: PSNR over the frames of a fly-through, like the paper's Figure 8 (input, noisy targets, clean
+targets) plus OIDN; and the training loss below it."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a display
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .io_utils import atomic_path  # noqa: E402
+from .metrics_log import read_metrics  # noqa: E402
+
+CURVES = (  # column, label, colour
+    ("psnr_input", "input (8 spp)", "tab:gray"),
+    ("psnr_denoised", "noisy targets (Noise2Noise)", "tab:red"),
+    ("psnr_clean_target", "clean targets", "tab:blue"),
+    ("psnr_oidn", "OIDN", "tab:green"),
+)
+
+
+def _has(values) -> bool:
+    return any(not math.isnan(v) for v in values)
+
+
+def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
+    """Read metrics.csv and write the PSNR plot (and the loss) atomically."""
+    m = read_metrics(csv_path)
+    frames = m.get("frame", [])
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    drew = False
+    for col, label, colour in CURVES:
+        if col in m and _has(m[col]):
+            ax.plot(frames, m[col], label=label, color=colour, linewidth=1.2)
+            drew = True
+    ax.set_ylabel("PSNR (dB, tonemapped)")
+    ax.set_title(title or "Online training during a fly-through")
+    ax.grid(True, alpha=0.3)
+    if drew:
+        ax.legend(loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no reference: no PSNR (set --reference-spp)", ha="center", transform=ax.transAxes)
+    if "loss" in m and _has(m["loss"]):
+        ax2.semilogy(frames, m["loss"], color="tab:red", linewidth=1.0)
+    ax2.set_ylabel("L_HDR")
+    ax2.set_xlabel("frame")
+    ax2.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(png_path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
