@@ -1,0 +1,417 @@
+"""`n2n-export`: render an EXR training dataset (noisy pairs, albedo, normal, references) from scenes.
+
+    n2n-export --scene cornell-box --views 64 --size 256 --spp 8,64 --ref-spp 4096 --out data/cbox [--shard 0/4]
+
+File names follow Intel Open Image Denoise's training toolkit (`training/dataset.py`), so its `preprocess.py` and
+`train.py` read our datasets. OIDN strips the two extensions (`name.hdr.exr` -> `name`), splits the last `_`
+field off and, when that field is `<digits>spp`, digits, `ref`, `reference`, `gt` or `target`, groups the file
+under the prefix; in each group the sorted-last name is the target and the others are inputs, each input needing
+its own `.alb.exr` and `.nrm.exr`. One group therefore holds one noisy image per spp level and one reference: a
+second independent realisation cannot sit in the same group (its last field would have to be the same
+`0008spp`). So every realisation r (a, b, ...) of a view is its own OIDN group, `<view>_<r>`:
+
+    cornell-box_view0007_a_0008spp.hdr.exr  .alb.exr  .nrm.exr     realisation a at 8 spp
+    cornell-box_view0007_b_0008spp.hdr.exr  .alb.exr  .nrm.exr     realisation b (independent seeds)
+    cornell-box_view0007_a_ref.hdr.exr                             the reference of group a ...
+    cornell-box_view0007_b_ref.hdr.exr                             ... and of group b: a hard link, no copy
+
+OIDN pairs each realisation with the reference (clean targets, its own way of training); our batch trainer reads
+the same names, puts the realisations of a view back together (Noise2Noise pairs) and reads each reference once.
+A pair's albedo and normal are the same image for both realisations (hard links too).
+
+Per view, `views/<view>.json` records the camera, the seed of every render and the render times; it is written
+last, so a view is complete exactly when it exists with all its files, and a re-run skips complete views. Every
+file is written under a temporary name and renamed (`io_utils.atomic_path`): a killed export leaves no
+half-written image under a dataset name. `manifest.json` gathers the views' records; each process rewrites it
+when it finishes (with `--shard i/n`, the last one to finish writes the complete manifest; `--manifest-only`
+rebuilds it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError, exit_on_user_error
+from .io_utils import atomic_path, write_json
+
+PROG = "n2n-export"
+FORMAT = "n2n-live-dataset/1"
+REALISATION_TAGS = "abcdefghijklmnopqrstuvwxyz"
+RANDOM_CONE_DEG = 40.0
+
+_NAME = re.compile(r"^(?P<group>.+)_(?:(?P<spp>\d+)spp|(?P<ref>ref|reference|gt|target))\.(?P<feature>hdr|alb|nrm)\.exr$",
+                   re.IGNORECASE)
+_TAGGED = re.compile(r"^(?P<view>.+)_(?P<tag>[a-z])$")
+
+
+def noisy_name(view: str, tag: str, spp: int, feature: str = "hdr") -> str:
+    """`<view>_<tag>_<NNNN>spp.<feature>.exr`, feature in hdr (colour), alb (albedo), nrm (normal)."""
+    return f"{view}_{tag}_{spp:04d}spp.{feature}.exr"
+
+
+def reference_name(view: str, tag: str) -> str:
+    return f"{view}_{tag}_ref.hdr.exr"
+
+
+def parse_name(filename: str) -> tuple[str, str, int | None, str] | None:
+    """(view, realisation tag, spp or None for a reference, feature) of a dataset file name, None for others.
+
+    Names without a realisation tag (a plain OIDN dataset) give the tag "".
+    """
+    m = _NAME.match(filename)
+    if m is None:
+        return None
+    group = m["group"]
+    t = _TAGGED.match(group)
+    view, tag = (t["view"], t["tag"]) if t else (group, "")
+    return view, tag, (int(m["spp"]) if m["spp"] else None), m["feature"].lower()
+
+
+def view_name(scene: str, index: int) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9-]+', '-', scene)}_view{index:04d}"
+
+
+# --- views: along the fly-through and random ones inside the scene ---
+
+def _unit(v):
+    n = np.linalg.norm(v)
+    return v / n if n > 0 else v
+
+
+def view_cameras(path, count: int, path_fraction: float, seed: int) -> list[tuple[str, float, object]]:
+    """`count` (kind, frame, Camera): the first part evenly along the path, the rest random near it.
+
+    A random view takes a random point of the path, moves the eye by about 15 % of its look distance, and
+    looks in a random direction within RANDOM_CONE_DEG of the path's (so that it sees the scene, not the void
+    behind an open side or the inside of a wall). Deterministic in (seed, index): shards and re-runs agree.
+    """
+    from renderer.camera import Camera
+
+    n_path = min(count, max(0, round(count * path_fraction)))
+    views = []
+    for i in range(count):
+        if i < n_path:
+            frame = i * path.frames_per_loop / n_path
+            views.append(("path", frame, path.at(frame)))
+            continue
+        rng = np.random.default_rng([seed, 7919, i])
+        frame = float(rng.uniform(0, path.frames_per_loop))
+        cam = path.at(frame)
+        dist = float(np.linalg.norm(cam.target - cam.origin))
+        origin = cam.origin + rng.normal(size=3) * 0.15 * dist / math.sqrt(3)
+        d = cam.direction
+        while True:  # uniform direction in the cone around d (rejection sampling)
+            r = _unit(rng.normal(size=3))
+            if np.dot(r, d) >= math.cos(math.radians(RANDOM_CONE_DEG)):
+                break
+        views.append(("random", frame, Camera(origin, origin + dist * r, cam.up, cam.fov_deg)))
+    return views
+
+
+# --- files ---
+
+def _link(src: Path, dst: Path) -> None:
+    """dst becomes the same file as src (a hard link; a copy where the file system has none), atomically."""
+    with atomic_path(dst) as tmp:
+        try:
+            os.unlink(tmp)
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+
+
+def _view_files(view: str, spp: list[int], tags: str) -> list[str]:
+    names = [noisy_name(view, t, s, f) for s in spp for t in tags for f in ("hdr", "alb", "nrm")]
+    return names + [reference_name(view, t) for t in tags]
+
+
+def _is_complete(out: Path, view: str) -> bool:
+    sidecar = out / "views" / f"{view}.json"
+    if not sidecar.is_file():
+        return False
+    try:
+        record = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        return False
+    return all((out / f).is_file() for f in record.get("files", []))
+
+
+def _remove_temporaries(out: Path, view: str) -> None:
+    """Temporaries a killed run left for this view (atomic_path names them `.<stem>.<random>.tmp<suffix>`)."""
+    for p in out.glob(f".{view}_*.tmp*"):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+    for p in (out / "views").glob(f".{view}.*.tmp*"):
+        try:
+            p.unlink()
+        except OSError:
+            pass
+
+
+def write_manifest(out: Path) -> dict:
+    """Gather views/*.json into manifest.json (atomic). Returns the manifest."""
+    records = []
+    for p in sorted((out / "views").glob("*.json")):
+        try:
+            records.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    settings = records[0]["settings"] if records else {}
+    manifest = {"format": FORMAT, "naming": "OIDN training toolkit: <view>_<r>_<NNNN>spp.{hdr,alb,nrm}.exr, "
+                "<view>_<r>_ref.hdr.exr; r = independent realisation",
+                "settings": settings, "scenes": sorted({r["scene"] for r in records}),
+                "views": records}
+    write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def _render_view(out: Path, tracers: dict, v: dict, settings: dict, seed_offset: int) -> dict:
+    """Render and write one view's files; return its record (the sidecar is written by the caller)."""
+    name, cam = v["name"], v["camera"]
+    tags = REALISATION_TAGS[:settings["realisations"]]
+    n_levels, n_pairs = len(settings["spp"]), (len(tags) + 1) // 2
+    renders, files = [], []
+    for k, spp in enumerate(settings["spp"]):
+        tracer = tracers[spp]
+        for p in range(n_pairs):
+            # A frame number unique to (view, spp level, pair) over the whole dataset: the tracer derives the
+            # seeds of both noisy images and of the feature pass from it, so no two renders share a seed.
+            frame = (v["global_index"] * n_levels + k) * n_pairs + p
+            pair = tracer.render_pair(cam, frame)
+            pair_tags = tags[2 * p:2 * p + 2]
+            alb, nrm = (out / noisy_name(name, pair_tags[0], spp, f) for f in ("alb", "nrm"))
+            _write(alb, pair.albedo)
+            _write(nrm, pair.normal)
+            record = {"spp": spp, "frame": frame, "files": {}, "seeds": {},
+                      "feature_seed": FEATURE_SEED_BASE + frame + seed_offset,
+                      "render_ms": round(float(pair.render_ms), 3)}  # both noisy images and the feature pass
+            for t, image, seed in zip(pair_tags, (pair.noisy_a, pair.noisy_b), pair.seeds):
+                hdr = out / noisy_name(name, t, spp, "hdr")
+                _write(hdr, image)
+                if t != pair_tags[0]:  # the same albedo and normal for both realisations of a pair
+                    _link(alb, out / noisy_name(name, t, spp, "alb"))
+                    _link(nrm, out / noisy_name(name, t, spp, "nrm"))
+                files += [noisy_name(name, t, spp, f) for f in ("hdr", "alb", "nrm")]
+                record["files"][t], record["seeds"][t] = hdr.name, int(seed)
+            renders.append(record)
+    ref_seeds = _reference_seeds(v["global_index"], settings)
+    t0 = time.perf_counter()
+    ref = render_reference(tracers[settings["spp"][0]], cam, settings["ref_spp"], ref_seeds)
+    ref_ms = (time.perf_counter() - t0) * 1000.0
+    first = out / reference_name(name, tags[0])
+    _write(first, ref)
+    for t in tags[1:]:
+        _link(first, out / reference_name(name, t))
+    files += [reference_name(name, t) for t in tags]
+    return {
+        "name": name, "scene": v["scene"], "kind": v["kind"], "frame": v["frame"], "index": v["index"],
+        "camera": {"origin": cam.origin.tolist(), "target": cam.target.tolist(), "up": cam.up.tolist(),
+                   "fov_deg": cam.fov_deg},
+        "renders": renders,
+        "reference": {"file": first.name, "spp": settings["ref_spp"], "chunk_spp": REFERENCE_CHUNK_SPP,
+                      "seeds": ref_seeds, "render_ms": round(ref_ms, 3)},
+        "settings": settings, "files": files,
+    }
+
+
+# Mitsuba seeds are 32-bit. The tracer uses [0, 2**31) for noisy pairs (2n, 2n + 1), [3 * 2**30, 2**32) for
+# feature passes and 2**31 + k for the chunks of its own references, the same k = 0, 1, ... for every camera.
+# A dataset's references need seeds distinct from each other's too (else their residual noise would repeat
+# from view to view), so the exporter renders them itself in [2**31 + 2**29, 3 * 2**30), by view.
+FEATURE_SEED_BASE = 3 * 2**30
+EXPORT_REFERENCE_SEED_BASE = 2**31 + 2**29
+EXPORT_REFERENCE_SEED_END = 3 * 2**30
+REFERENCE_CHUNK_SPP = 64
+
+
+def _reference_seeds(global_index: int, settings: dict) -> list[int]:
+    chunks = -(-settings["ref_spp"] // REFERENCE_CHUNK_SPP)
+    first = EXPORT_REFERENCE_SEED_BASE + (settings["seed"] * settings["total_views"] + global_index) * chunks
+    if first + chunks > EXPORT_REFERENCE_SEED_END:
+        raise UserError(f"--seed {settings['seed']} with {settings['total_views']} views and --ref-spp "
+                        f"{settings['ref_spp']}: reference seeds would overflow Mitsuba's 32-bit range; use a smaller --seed")
+    return list(range(first, first + chunks))
+
+
+def render_reference(tracer, cam, spp: int, seeds: list[int]):
+    """(H, W, 3) mean of `spp` samples rendered in chunks of REFERENCE_CHUNK_SPP, chunk k with seeds[k].
+
+    PathTracer.render_reference takes no seed (its chunks use 2**31 + k for every camera); this renders the
+    same estimate with the tracer's scene, camera and colour integrator, with seeds given by the caller.
+    """
+    import mitsuba as mi
+    import torch
+
+    loaded = tracer.loaded
+    integrator = loaded.integrator if loaded.integrator is not None else loaded.scene.integrator()
+    tracer.set_camera(cam)
+    total, done = None, 0
+    for seed in seeds:
+        n = min(REFERENCE_CHUNK_SPP, spp - done)
+        img = mi.render(loaded.scene, integrator=integrator, spp=n, seed=int(seed))
+        try:
+            part = img.torch()[..., :3].cpu()
+        except Exception:  # scalar variants
+            part = torch.from_numpy(np.array(img, dtype=np.float32))[..., :3]
+        part = part.to(torch.float64) * n  # float64: many chunks add up
+        total = part if total is None else total + part
+        done += n
+    return (total / spp).to(torch.float32)
+
+
+def _write(path: Path, image) -> None:
+    from .exr import write_exr
+
+    write_exr(path, {"": image})
+
+
+# --- command line ---
+
+def _size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)(?:x(\d+))?", text.strip().lower())
+    if not m or int(m[1]) < 1 or (m[2] and int(m[2]) < 1):
+        raise argparse.ArgumentTypeError(f"expected S or WxH (e.g. 256 or 320x240), got {text!r}")
+    return int(m[1]), int(m[2] or m[1])
+
+
+def _spp_list(text: str) -> list[int]:
+    try:
+        levels = sorted({int(s) for s in text.split(",") if s.strip()})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected spp levels like 8 or 8,64, got {text!r}") from None
+    if not levels or levels[0] < 1:
+        raise argparse.ArgumentTypeError(f"spp levels must be >= 1, got {text!r}")
+    return levels
+
+
+def _shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not m or int(m[2]) < 1 or int(m[1]) >= int(m[2]):
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n (e.g. 0/4), got {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog=PROG, description="Render an EXR denoising dataset (OIDN training-toolkit names).")
+    ap.add_argument("--scene", action="append", required=False, metavar="NAME|XML",
+                    help="bundled scene name or Mitsuba 3 XML file; repeat (or comma-separate) for several")
+    ap.add_argument("--views", type=int, default=16, help="views per scene (default 16)")
+    ap.add_argument("--path-fraction", type=float, default=0.5,
+                    help="fraction of the views evenly along the fly-through; the rest are random (default 0.5)")
+    ap.add_argument("--size", type=_size, default=(256, 256), metavar="S|WxH", help="image size (default 256)")
+    ap.add_argument("--spp", type=_spp_list, default=[8], metavar="8[,64,...]", help="noisy spp levels (default 8)")
+    ap.add_argument("--ref-spp", type=int, default=1024, metavar="R", help="reference spp (default 1024)")
+    ap.add_argument("--realisations", type=int, default=2, help="independent noisy renders per view and spp (default 2)")
+    ap.add_argument("--seed", type=int, default=0, help="base seed: views and render seeds derive from it")
+    ap.add_argument("--variant", default=None, help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
+    ap.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset folder")
+    ap.add_argument("--shard", type=_shard, default=(0, 1), metavar="i/n", help="render only views with index %% n == i")
+    ap.add_argument("--manifest-only", action="store_true", help="only rebuild DIR/manifest.json from views/*.json")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = ap.parse_args(argv)
+    if not args.manifest_only and not args.scene:
+        ap.error("--scene is required")
+    if args.views < 1 or args.ref_spp < 1 or not 1 <= args.realisations <= len(REALISATION_TAGS):
+        ap.error("--views and --ref-spp must be >= 1, --realisations between 1 and 26")
+    if not 0.0 <= args.path_fraction <= 1.0 or args.seed < 0:
+        ap.error("--path-fraction must be in [0, 1] and --seed >= 0")
+    args.scene = [s for spec in (args.scene or []) for s in spec.split(",") if s.strip()]
+    return args
+
+
+def export(args: argparse.Namespace) -> dict:
+    out: Path = args.out
+    if args.manifest_only:
+        if not (out / "views").is_dir():
+            raise UserError(f"{out}: no exported views (views/*.json) to gather")
+        return write_manifest(out)
+    width, height = args.size
+    settings = {"size": [width, height], "spp": args.spp, "ref_spp": args.ref_spp, "realisations": args.realisations,
+                "views_per_scene": args.views, "path_fraction": args.path_fraction, "seed": args.seed,
+                "total_views": args.views * len(args.scene)}
+    _check_settings(out, settings)
+    # Frame numbers (view, spp level, pair) run over [0, frames); --seed shifts them by whole datasets so that
+    # two exports with different seeds share no seed. The tracer needs frame + offset < 2**30.
+    frames = settings["total_views"] * len(args.spp) * ((args.realisations + 1) // 2)
+    seed_offset = args.seed * frames
+    if seed_offset + frames > 2**30:
+        raise UserError(f"--seed {args.seed}: seeds would leave Mitsuba's range for {frames} renders; use a smaller --seed")
+
+    from renderer.variant import choose_variant
+
+    variant = choose_variant(args.variant)
+    from renderer.scene import load_scene
+    from renderer.tracer import PathTracer
+    from tqdm import tqdm
+
+    shard_i, shard_n = args.shard
+    todo = []  # (scene index, spec, view indices of this shard)
+    for s, spec in enumerate(args.scene):
+        mine = [i for i in range(args.views) if (s * args.views + i) % shard_n == shard_i]
+        todo.append((s, spec, mine))
+    total = sum(len(m) for _, _, m in todo)
+    bar = tqdm(total=total, desc=PROG, unit="view", disable=args.quiet, file=sys.stderr)
+    done = skipped = 0
+    for s, spec, mine in todo:
+        loaded = None
+        for i in mine:
+            # Cheap check first: a complete view needs neither the scene nor the renderer.
+            scene_name = Path(spec).stem if spec.lower().endswith(".xml") else spec
+            name = view_name(scene_name, i)
+            if _is_complete(out, name):
+                skipped += 1
+                bar.update(1)
+                continue
+            if loaded is None:
+                loaded = load_scene(spec, width, height)
+                cams = view_cameras(loaded.path, args.views, args.path_fraction, seed=args.seed * 1000 + s)
+                tracers = {spp: PathTracer(loaded, spp=spp, seed=seed_offset) for spp in args.spp}
+            kind, frame, cam = cams[i]
+            _remove_temporaries(out, name)
+            v = {"name": name, "scene": loaded.name, "kind": kind, "frame": float(frame), "camera": cam, "index": i,
+                 "global_index": s * args.views + i}
+            record = _render_view(out, tracers, v, settings, seed_offset)
+            record["variant"] = variant
+            write_json(out / "views" / f"{name}.json", record)
+            done += 1
+            bar.update(1)
+    bar.close()
+    manifest = write_manifest(out)
+    print(f"{PROG}: {done} views rendered, {skipped} already complete, {len(manifest['views'])} in {out}",
+          file=sys.stderr)
+    return manifest
+
+
+def _check_settings(out: Path, settings: dict) -> None:
+    """Refuse to mix datasets: a folder holds views exported with one set of settings."""
+    for p in sorted((out / "views").glob("*.json"))[:1]:
+        try:
+            old = json.loads(p.read_text()).get("settings", {})
+        except (OSError, ValueError):
+            return
+        keys = ("size", "spp", "ref_spp", "realisations", "views_per_scene", "path_fraction", "seed", "total_views")
+        diff = [k for k in keys if k in old and old[k] != settings[k]]
+        if diff:
+            k = diff[0]
+            raise UserError(f"{out}: holds a dataset exported with {k}={old[k]} (now {settings[k]}); "
+                            f"use another --out or the same settings")
+
+
+def main(argv=None) -> None:
+    with exit_on_user_error(PROG):
+        export(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""n2n-denoise: tiling, MC networks on EXR (with albedo/normal), synthetic-noise networks on PNG/JPG, bad input."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from n2n_live import denoise_cli
+from n2n_live.checkpoint import save_checkpoint
+from n2n_live.exr import read_exr, read_rgb, write_exr
+from n2n_live.network import UNet
+
+
+def run(argv) -> int:
+    try:
+        denoise_cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0
+
+
+def test_tiles_blend_back_to_the_whole_image_result():
+    # A per-pixel network gives the same result in tiles as on the whole image, wherever the seams are.
+    net = torch.nn.Conv2d(3, 3, 1)
+    x = torch.randn(1, 3, 70, 100)
+    whole = denoise_cli.denoise_tiled(net, x, tile=1024)
+    tiled = denoise_cli.denoise_tiled(net, x, tile=32, overlap=8)
+    assert torch.allclose(whole, tiled, atol=1e-5)
+    # The U-Net itself: the tiled output differs only a little from the whole one (a finite receptive field).
+    unet, x = UNet(3, 3), x[..., :40, :60]
+    whole, tiled = denoise_cli.denoise_tiled(unet, x, tile=1024), denoise_cli.denoise_tiled(unet, x, tile=32, overlap=8)
+    assert tiled.shape == whole.shape == (1, 3, 40, 60) and torch.isfinite(tiled).all()
+    assert (tiled - whole).abs().mean() < whole.abs().mean()
+
+
+@pytest.fixture
+def mc_files(tmp_path):
+    rng = np.random.default_rng(0)
+    h, w = 40, 72
+    files = {"noisy": tmp_path / "noisy.exr", "alb": tmp_path / "alb.exr", "nrm": tmp_path / "nrm.exr"}
+    write_exr(files["noisy"], {"": rng.gamma(2.0, 0.5, (h, w, 3)).astype(np.float32)})
+    write_exr(files["alb"], {"": rng.random((h, w, 3), dtype=np.float32)})
+    write_exr(files["nrm"], {"": np.dstack([np.zeros((h, w, 2)), np.ones((h, w))]).astype(np.float32)})
+    save_checkpoint(tmp_path / "mc.pt", UNet(9, 3), kind="mc")
+    return files
+
+
+def test_mc_network_on_exr_tiled_exr_and_png_out(tmp_path, mc_files):
+    out = tmp_path / "out.exr"
+    argv = ["--checkpoint", tmp_path / "mc.pt", "--input", mc_files["noisy"], "--albedo", mc_files["alb"],
+            "--normal", mc_files["nrm"]]
+    assert run([*argv, "--out", out]) == 0
+    whole = read_rgb(out)
+    assert whole.shape == (40, 72, 3) and np.isfinite(whole).all()
+    assert run([*argv, "--out", tmp_path / "tiled.exr", "--tile", "32", "--overlap", "8"]) == 0
+    assert read_rgb(tmp_path / "tiled.exr").shape == (40, 72, 3)
+    assert run([*argv, "--out", tmp_path / "out.png"]) == 0
+    assert Image.open(tmp_path / "out.png").size == (72, 40)
+    # Albedo and normal may also come as layers of the input EXR itself.
+    layered = tmp_path / "layered.exr"
+    write_exr(layered, {"": read_rgb(mc_files["noisy"]), "albedo": read_rgb(mc_files["alb"]),
+                        "normal": read_rgb(mc_files["nrm"])})
+    assert run(["--checkpoint", tmp_path / "mc.pt", "--input", layered, "--out", tmp_path / "l.exr"]) == 0
+    assert np.allclose(read_exr(tmp_path / "l.exr")[""], whole, atol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))  == []  # no temporaries
+
+
+def test_synthetic_noise_networks_on_png_and_jpg(tmp_path):
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((50, 60, 3)) * 255).astype(np.uint8)).save(tmp_path / "photo.png")
+    Image.fromarray((rng.random((50, 60)) * 255).astype(np.uint8)).save(tmp_path / "gray.jpg")
+    save_checkpoint(tmp_path / "gauss.pt", UNet(3, 3), kind="gaussian")
+    save_checkpoint(tmp_path / "mri.pt", UNet(1, 1), kind="mri")
+    assert run(["--checkpoint", tmp_path / "gauss.pt", "--input", tmp_path / "photo.png", "--out", tmp_path / "o.png"]) == 0
+    assert np.asarray(Image.open(tmp_path / "o.png")).shape == (50, 60, 3)
+    assert run(["--checkpoint", tmp_path / "mri.pt", "--input", tmp_path / "gray.jpg", "--out", tmp_path / "o.jpg",
+                "--tile", "32", "--overlap", "4"]) == 0
+    assert np.asarray(Image.open(tmp_path / "o.jpg")).shape == (50, 60)
+    assert run(["--checkpoint", tmp_path / "gauss.pt", "--input", tmp_path / "photo.png", "--out", tmp_path / "o.exr"]) == 0
+    assert read_rgb(tmp_path / "o.exr").shape == (50, 60, 3)
+
+
+def test_bad_input_one_line_exit_2(tmp_path, mc_files, capsys):
+    def fails(argv, *words):
+        capsys.readouterr()
+        assert run(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and all(w in lines[0] for w in words), lines
+
+    ck = ["--checkpoint", tmp_path / "mc.pt"]
+    fails([*ck, "--input", mc_files["noisy"], "--out", tmp_path / "o.exr"], "albedo and normal")
+    small = tmp_path / "small_alb.exr"
+    write_exr(small, {"": np.zeros((8, 8, 3), np.float32)})
+    fails([*ck, "--input", mc_files["noisy"], "--albedo", small, "--normal", mc_files["nrm"], "--out", tmp_path / "o.exr"],
+          "small_alb.exr")
+    cut = tmp_path / "cut.exr"
+    cut.write_bytes(mc_files["noisy"].read_bytes()[:100])
+    fails([*ck, "--input", cut, "--albedo", mc_files["alb"], "--normal", mc_files["nrm"], "--out", tmp_path / "o.exr"],
+          "cut.exr")
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "ldr.png")
+    fails([*ck, "--input", tmp_path / "ldr.png", "--out", tmp_path / "o.exr"], "ldr.png", ".exr")
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    save_checkpoint(tmp_path / "gauss.pt", UNet(3, 3), kind="gaussian")
+    fails(["--checkpoint", tmp_path / "gauss.pt", "--input", tmp_path / "junk.png", "--out", tmp_path / "o.png"], "junk.png")
+    fails(["--checkpoint", tmp_path / "none.pt", "--input", mc_files["noisy"], "--out", tmp_path / "o.png"], "none.pt")
+    assert not (tmp_path / "o.exr").exists() and not (tmp_path / "o.png").exists()
