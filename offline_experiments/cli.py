@@ -1,0 +1,169 @@
+"""n2n-experiment: reproduce the synthetic-noise and MRI experiments of the Noise2Noise paper.
+
+    n2n-experiment gaussian --preset quick
+    n2n-experiment mri --preset paper --device cuda --out runs/mri-paper
+
+Writes DIR/config.json, DIR/stats.jsonl (as it goes), DIR/table.md, DIR/curves.png, DIR/grid.png.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from n2n_live.errors import UserError, exit_on_user_error
+
+from .datasets import default_data_root, list_images, resolve_folder
+from .experiments import EXPERIMENTS, Context
+from .mri import find_volumes
+from .presets import PRESETS, get_preset
+from .report import write_config, write_report
+from .training import StatsLog
+
+PROG = "n2n-experiment"
+
+# Kodak, BSD300 (CBSD68 here) and Set14: Table 1's order. Figures 1 and 5 use Kodak only.
+DEFAULT_EVAL = {"capture-budget": "kodak", "impulse-levels": "kodak", "mri": "mri"}
+DEFAULT_EVAL_ALL = "kodak,cbsd68,set14"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line and exit 2, like every other user mistake
+        raise UserError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", metavar="NAME", help="experiment: " + ", ".join(EXPERIMENTS))
+    p.add_argument("--preset", default="quick", help="quick (minutes on a CPU) or paper (the paper's settings, GPU)")
+    p.add_argument("--targets", default="both", help="noisy, clean or both (default both)")
+    p.add_argument("--train-dir", help="training images (default DATA/images/train; mri: DATA/mri, NIfTI)")
+    p.add_argument("--eval", help="comma-separated eval folders, by path or by name under DATA/images "
+                                  f"(default {DEFAULT_EVAL_ALL}; mri: DATA/mri, held-out slab when shared)")
+    p.add_argument("--iters", type=int, help="training iterations per network (overrides the preset)")
+    p.add_argument("--eval-images", type=int, help="images per eval set (overrides the preset)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--workers", type=int, help="data-loading processes (default: preset's on cuda, 0 on cpu)")
+    p.add_argument("--out", help="output folder (default runs/NAME-PRESET, numbered if it exists)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 can be much "
+                                               "faster on a small CPU shared with other work)")
+    p.add_argument("--data-root", help="the shared data folder (default: ../shared/data beside the checkout)")
+    return p
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available (use --device cpu)")
+    if spec not in ("cpu", "cuda"):
+        raise UserError(f"--device must be auto, cpu or cuda, not {spec!r}")
+    return torch.device(spec)
+
+
+def _out_dir(args) -> Path:
+    if args.out:
+        return Path(args.out)
+    base = Path("runs") / f"{args.name}-{args.preset}"
+    out, k = base, 1
+    while out.exists():
+        k += 1
+        out = base.with_name(f"{base.name}-{k}")
+    return out
+
+
+def _mri_source(spec: str, data_root: Path) -> Path:
+    p = Path(spec).expanduser()
+    if p.exists():
+        return p
+    if (data_root / spec).exists():
+        return data_root / spec
+    raise UserError(f"MRI data not found: {spec}")
+
+
+def make_context(args) -> tuple[Context, Path, dict]:
+    if args.name not in EXPERIMENTS:
+        raise UserError(f"unknown experiment {args.name!r}; choose one of: {', '.join(EXPERIMENTS)}")
+    if args.preset not in PRESETS:
+        raise UserError(f"unknown preset {args.preset!r}; choose quick or paper")
+    if args.targets not in ("noisy", "clean", "both"):
+        raise UserError(f"--targets must be noisy, clean or both, not {args.targets!r}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be positive, not {args.threads}")
+        torch.set_num_threads(args.threads)
+    for flag in ("iters", "eval_images", "workers"):
+        v = getattr(args, flag)
+        if v is not None and v < (0 if flag == "workers" else 1):
+            raise UserError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'workers' else 'positive'}, not {v}")
+    device = _device(args.device)
+    data_root = Path(args.data_root) if args.data_root else default_data_root()
+    if args.data_root and not data_root.is_dir():
+        raise UserError(f"--data-root is not a folder: {data_root}")
+    workers = args.workers if args.workers is not None else (None if device.type == "cuda" else 0)
+    iters = args.iters
+    preset = get_preset(args.preset, workers=workers, eval_images=args.eval_images,
+                        **({"iters": iters, "levels_iters": iters, "mri_iters": iters} if iters else {}))
+    eval_spec = args.eval or DEFAULT_EVAL.get(args.name, DEFAULT_EVAL_ALL)
+    names = [s.strip() for s in eval_spec.split(",") if s.strip()]
+    if not names:
+        raise UserError("--eval names no folder")
+    # Fail fast, before anything is written, on folders that hold nothing usable.
+    if args.name == "mri":
+        train_dir = _mri_source(args.train_dir or "mri", data_root)
+        eval_dirs = [_mri_source(s, data_root) for s in names]
+        for d in [train_dir] + eval_dirs:
+            find_volumes(d)
+    else:
+        train_dir = resolve_folder(args.train_dir or "train", data_root, "training folder")
+        eval_dirs = [resolve_folder(s, data_root, "eval folder") for s in names]
+        for d in [train_dir] + eval_dirs:
+            list_images(d)
+    out = _out_dir(args)
+    ctx = Context(preset=preset, targets=args.targets, device=device, seed=args.seed, train_dir=train_dir,
+                  eval_dirs=eval_dirs, stats=StatsLog(out / "stats.jsonl"),
+                  log=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr))
+    config = {
+        "experiment": args.name, "preset": preset.to_dict(), "targets": args.targets, "seed": args.seed,
+        "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+        "train_dir": str(train_dir), "eval": [str(d) for d in eval_dirs],
+        "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    return ctx, out, config
+
+
+def run(argv: list[str] | None = None) -> Path:
+    """Parse, run one experiment, write its report; returns the output folder. Raises UserError."""
+    args = build_parser().parse_args(argv)
+    ctx, out, config = make_context(args)
+    config["command"] = shlex.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(out, config)
+    ctx.log(f"{args.name} ({args.preset}) on {ctx.device}, writing to {out}")
+    t0 = time.time()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = lambda msg, *a, **k: ctx.log(f"warning: {msg}")
+        result = EXPERIMENTS[args.name](ctx)
+    config["seconds"] = round(time.time() - t0, 1)
+    write_config(out, config)
+    for path in write_report(result, out):
+        ctx.log(f"wrote {path}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    with exit_on_user_error(PROG):
+        run(argv)
+
+
+if __name__ == "__main__":
+    main()
