@@ -205,9 +205,9 @@ def _render_view(out: Path, tracers: dict, v: dict, settings: dict, seed_offset:
                 files += [noisy_name(name, t, spp, f) for f in ("hdr", "alb", "nrm")]
                 record["files"][t], record["seeds"][t] = hdr.name, int(seed)
             renders.append(record)
-    ref_seeds = _reference_seeds(v["global_index"], settings)
+    ref_seed = _reference_first_seed(v["global_index"], settings)
     t0 = time.perf_counter()
-    ref = render_reference(tracers[settings["spp"][0]], cam, settings["ref_spp"], ref_seeds)
+    ref = tracers[settings["spp"][0]].render_reference(cam, settings["ref_spp"], REFERENCE_CHUNK_SPP, first_seed=ref_seed)
     ref_ms = (time.perf_counter() - t0) * 1000.0
     first = out / reference_name(name, tags[0])
     _write(first, ref)
@@ -220,54 +220,28 @@ def _render_view(out: Path, tracers: dict, v: dict, settings: dict, seed_offset:
                    "fov_deg": cam.fov_deg},
         "renders": renders,
         "reference": {"file": first.name, "spp": settings["ref_spp"], "chunk_spp": REFERENCE_CHUNK_SPP,
-                      "seeds": ref_seeds, "render_ms": round(ref_ms, 3)},
+                      "first_seed": ref_seed, "render_ms": round(ref_ms, 3)},
         "settings": settings, "files": files,
     }
 
 
 # Mitsuba seeds are 32-bit. The tracer uses [0, 2**31) for noisy pairs (2n, 2n + 1), [3 * 2**30, 2**32) for
-# feature passes and 2**31 + k for the chunks of its own references, the same k = 0, 1, ... for every camera.
-# A dataset's references need seeds distinct from each other's too (else their residual noise would repeat
-# from view to view), so the exporter renders them itself in [2**31 + 2**29, 3 * 2**30), by view.
+# feature passes and, by default, 2**31 + k for the chunks of a reference, the same k = 0, 1, ... for every
+# camera. A dataset's references need seeds distinct from each other's too (else their residual noise would
+# repeat from view to view), so each view gets its own range of ref_spp seeds in [2**31 + 2**29, 3 * 2**30).
 FEATURE_SEED_BASE = 3 * 2**30
 EXPORT_REFERENCE_SEED_BASE = 2**31 + 2**29
 EXPORT_REFERENCE_SEED_END = 3 * 2**30
 REFERENCE_CHUNK_SPP = 64
 
 
-def _reference_seeds(global_index: int, settings: dict) -> list[int]:
-    chunks = -(-settings["ref_spp"] // REFERENCE_CHUNK_SPP)
-    first = EXPORT_REFERENCE_SEED_BASE + (settings["seed"] * settings["total_views"] + global_index) * chunks
-    if first + chunks > EXPORT_REFERENCE_SEED_END:
+def _reference_first_seed(global_index: int, settings: dict) -> int:
+    span = settings["ref_spp"]  # a reference renders at most ref_spp chunks, so this range is enough
+    first = EXPORT_REFERENCE_SEED_BASE + (settings["seed"] * settings["total_views"] + global_index) * span
+    if first + span > EXPORT_REFERENCE_SEED_END:
         raise UserError(f"--seed {settings['seed']} with {settings['total_views']} views and --ref-spp "
                         f"{settings['ref_spp']}: reference seeds would overflow Mitsuba's 32-bit range; use a smaller --seed")
-    return list(range(first, first + chunks))
-
-
-def render_reference(tracer, cam, spp: int, seeds: list[int]):
-    """(H, W, 3) mean of `spp` samples rendered in chunks of REFERENCE_CHUNK_SPP, chunk k with seeds[k].
-
-    PathTracer.render_reference takes no seed (its chunks use 2**31 + k for every camera); this renders the
-    same estimate with the tracer's scene, camera and colour integrator, with seeds given by the caller.
-    """
-    import mitsuba as mi
-    import torch
-
-    loaded = tracer.loaded
-    integrator = loaded.integrator if loaded.integrator is not None else loaded.scene.integrator()
-    tracer.set_camera(cam)
-    total, done = None, 0
-    for seed in seeds:
-        n = min(REFERENCE_CHUNK_SPP, spp - done)
-        img = mi.render(loaded.scene, integrator=integrator, spp=n, seed=int(seed))
-        try:
-            part = img.torch()[..., :3].cpu()
-        except Exception:  # scalar variants
-            part = torch.from_numpy(np.array(img, dtype=np.float32))[..., :3]
-        part = part.to(torch.float64) * n  # float64: many chunks add up
-        total = part if total is None else total + part
-        done += n
-    return (total / spp).to(torch.float32)
+    return first
 
 
 def _write(path: Path, image) -> None:

@@ -8,7 +8,7 @@ filter, so every value is a plain mean of the samples inside its pixel.
 Seeds (Mitsuba's seeds are 32-bit; `n = frame + seed_offset`, 0 <= n < 2**30):
     noisy_a  2n            noisy_b  2n + 1          (the contract: never reused across frames or images)
     features 3 * 2**30 + n (albedo/normal: independent of both noisy images)
-    reference chunks 2**31 + k, k = 0, 1, ...       (never equal to a pair seed)
+    reference chunks 2**31 + k, k = 0, 1, ...       (never equal to a pair seed; callers may pick another base)
 
 NaN/Inf samples are *not* sanitised here: the renderer reports what Mitsuba computed, and the trainer
 (`n2n_live.features.sanitize`) decides what to do with them. Albedo is clamped to [0, 1] (see below).
@@ -165,13 +165,21 @@ class PathTracer:
         render_ms = (time.perf_counter() - t0) * 1000.0
         return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms)
 
-    def render_reference(self, cam: Camera, spp: int, chunk_spp: int = 64) -> torch.Tensor:
+    def render_reference(self, cam: Camera, spp: int, chunk_spp: int = 64, first_seed: int | None = None) -> torch.Tensor:
         """A high-spp (H, W, 3) estimate of `cam`'s image, accumulated from independent chunks of at most
-        `chunk_spp` samples (bounded memory). Cached per (camera, spp, size): a second call is free."""
+        `chunk_spp` samples (bounded memory). Cached per (camera, spp, size, seeds): a second call is free.
+
+        Chunk k uses seed `first_seed + k` (default 2**31 + k). At most `spp` chunks are rendered, so a caller
+        that needs references with noise independent of each other (a dataset's views) gives each one its own
+        range of `spp` seeds.
+        """
         spp, chunk_spp = int(spp), max(1, int(chunk_spp))
+        first_seed = REFERENCE_SEED_BASE if first_seed is None else int(first_seed)
         if spp < 1:
             raise ValueError(f"spp must be >= 1, got {spp}")
-        key = (cam.key(), spp, self.width, self.height)
+        if not 0 <= first_seed <= 2**32 - spp:
+            raise ValueError(f"reference seeds {first_seed}..{first_seed + spp} leave Mitsuba's 32-bit range")
+        key = (cam.key(), spp, self.width, self.height, first_seed)
         cached = self._references.get(key)
         if cached is not None:
             self._references.move_to_end(key)
@@ -181,7 +189,7 @@ class PathTracer:
         total, done, k = None, 0, 0
         while done < spp:
             n = min(chunk_spp, spp - done)
-            img = self._render(self._colour, n, REFERENCE_SEED_BASE + k)
+            img = self._render(self._colour, n, first_seed + k)
             self._finish(img)
             part = self._to_torch(img)[..., :3].to(torch.float64) * n  # float64: thousands of chunks may add up
             total = part if total is None else total + part

@@ -68,8 +68,10 @@ def test_export_names_match_oidn_and_read_back(dataset):
     assert [v["name"] for v in views] == [f"cornell-box_view{i:04d}" for i in range(3)]
     assert {v["kind"] for v in views} == {"path", "random"}
     seeds = [s for v in views for r in v["renders"] for s in (*r["seeds"].values(), r["feature_seed"])]
-    seeds += [s for v in views for s in v["reference"]["seeds"]]
-    assert len(seeds) == len(set(seeds)) == 3 * (2 * 3 + 1)  # every render has its own seed
+    # a reference renders at most `spp` chunks with seeds first_seed + k: each view owns that whole range
+    seeds += [s for v in views for s in range(v["reference"]["first_seed"], v["reference"]["first_seed"] + v["reference"]["spp"])]
+    n_ref_seeds = sum(v["reference"]["spp"] for v in views)
+    assert len(seeds) == len(set(seeds)) == 3 * 2 * 3 + n_ref_seeds  # every render has its own seeds
     assert all(r["render_ms"] > 0 for v in views for r in v["renders"]) and views[0]["camera"]["fov_deg"] > 0
 
     loaded = mc_dataset.load(mc_dataset.scan(dataset), need_reference=True, min_realisations=2)

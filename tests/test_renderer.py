@@ -228,6 +228,12 @@ def test_reference_is_chunked_and_cached(tracer, loaded):
     # Chunks use seeds distinct from every pair seed: the reference is not a sum of pair renders.
     pair = tracer.render_pair(cam, 0)
     assert not torch.equal(r1, pair.noisy_a)
+    # Another seed base gives another (independent) estimate of the same image, cached on its own.
+    r3 = tracer.render_reference(cam, spp=64, chunk_spp=16, first_seed=2**31 + 2**29)
+    assert not torch.equal(r3, r1) and torch.equal(tracer.render_reference(cam, spp=64, chunk_spp=16), r1)
+    assert abs(r3.mean().item() - r1.mean().item()) < 0.05 * r1.mean().item()
+    with pytest.raises(ValueError, match="32-bit"):
+        tracer.render_reference(cam, spp=64, first_seed=2**32 - 10)
 
 
 def test_odd_sizes_and_resize(variant):
