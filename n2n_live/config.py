@@ -32,8 +32,8 @@ class LiveConfig:
     """Samples per pixel of each of the two noisy images of a frame (the paper: 8)."""
 
     iters_per_frame: int = 8
-    """Training iterations per rendered frame (the paper: 8). Each iteration trains on one random crop in both
-    directions (A->B and B->A as a minibatch of two)."""
+    """Training iterations per rendered frame (the paper: 8). Iterations alternate the directions A->B and B->A,
+    each on a new random crop (OnlineTrainer.both_directions)."""
 
     crop: int = 256
     """Side of the random square training crop (the paper: 256); clamped to the frame size."""

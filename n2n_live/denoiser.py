@@ -45,8 +45,9 @@ class Denoiser:
     def _run(self, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
         """NHWC/HWC in -> NCHW linear out (the inference seam)."""
         with torch.no_grad():
-            x = features.assemble(*(torch.as_tensor(t).to(self.device, torch.float32) for t in (colour, albedo, normal)),
-                                  exposure=self.exposure)
+            colour, albedo, normal = (torch.as_tensor(t).to(self.device, torch.float32)
+                                      for t in (colour, albedo, normal))
+            x = features.assemble(colour, albedo, normal, exposure=self.exposure)
             x = x.contiguous(memory_format=torch.channels_last)
             return run_padded(self.net, x).clamp_(min=0.0)
 

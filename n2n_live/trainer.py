@@ -4,11 +4,12 @@
     trainer thread: take the newest pair -> iters_per_frame x (random crop, TrainStep.step) -> publish weights
     weights()     (any thread)  ->  (version, state_dict snapshot), taken under a short lock
 
-Each step is a minibatch of the same random crop in both directions: noisy A -> noisy B and B -> A (Noise2Noise:
-no clean image). With `target="clean"` the targets are the reference instead (A -> ref, B -> ref): the same
-inputs, only the target differs, which is the paper's clean-target comparison. The loss is L_HDR on linear
-outputs with tonemapped inputs (features.assemble). NaN/Inf samples are replaced (features.sanitize) and counted;
-a step whose loss or gradient is still not finite is skipped by TrainStep and counted, so the weights stay finite.
+Steps alternate the two directions on random crops: noisy A -> noisy B, then B -> A (Noise2Noise: no clean image;
+`both_directions = True` makes each step a minibatch of both). With `target="clean"` the targets are the reference
+instead (A -> ref, B -> ref): the same inputs, only the target differs, which is the paper's clean-target comparison.
+The loss is L_HDR on linear outputs with tonemapped inputs (features.assemble). NaN/Inf samples are replaced
+(features.sanitize) and counted; a step whose loss or gradient is still not finite is skipped by TrainStep and
+counted, so the weights stay finite.
 
 Locks are held only to swap references (mailbox, published weights, requests), never during a step, so the
 render/display thread never waits on training. `reset()` and `load()` are requests that the thread applies
@@ -74,6 +75,10 @@ class OnlineTrainer:
         """Iterations per submitted frame; may be changed at run time (read when a frame starts)."""
         self.crop = int(cfg.crop)
         """Crop side; may be changed at run time (read every step, clamped to the frame)."""
+        self.both_directions = False
+        """False (default): steps alternate A->B and B->A, one image each. True: each step is a minibatch of both
+        directions on the same crop. Measured (64x64 Cornell box fly-through, 60 frames x 8 iterations, lr 1e-3):
+        the same PSNR (+4.4 vs +4.3 dB over the input) for ~60 % of the compute, so alternating is the default."""
         self._lr = float(cfg.lr)
         self._seed = int(getattr(cfg, "seed", 0))
         self._rng = random.Random(self._seed)
@@ -342,7 +347,7 @@ class OnlineTrainer:
                 ta = tb = features.target(sample.reference)
             else:
                 ta, tb = features.target(sample.colour_b), features.target(sample.colour_a)
-            # Both directions in one minibatch: input A -> target B, input B -> target A.
+            # Both directions: input A -> target B (index 0), input B -> target A (index 1).
             inputs = torch.cat([a, b]).contiguous(memory_format=torch.channels_last)
             targets = torch.cat([ta, tb]).contiguous()
         self._current_inputs = (inputs, targets)
@@ -367,6 +372,9 @@ class OnlineTrainer:
 
     def _one_step(self) -> None:
         inputs, targets = self._current_inputs
+        if not self.both_directions:  # alternate A->B and B->A, one image per step
+            k = self._left % 2
+            inputs, targets = inputs[k:k + 1], targets[k:k + 1]
         ys, xs = self._crop(*inputs.shape[-2:])
         t0 = time.perf_counter()
         with self._step_lock:

@@ -3,7 +3,8 @@
     n2n-experiment gaussian --preset quick
     n2n-experiment mri --preset paper --device cuda --out runs/mri-paper
 
-Writes DIR/config.json, DIR/stats.jsonl (as it goes), DIR/table.md, DIR/curves.png, DIR/grid.png.
+Writes DIR/config.json, DIR/stats.jsonl (as it goes), DIR/table.md, DIR/curves.png, DIR/grid.png and one
+checkpoint per trained network (DIR/noisy-targets.pt, ...; `n2n-denoise --checkpoint` applies it to a PNG/JPG).
 """
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def make_context(args) -> tuple[Context, Path, dict]:
     out = _out_dir(args)
     ctx = Context(preset=preset, targets=args.targets, device=device, seed=args.seed, train_dir=train_dir,
                   eval_dirs=eval_dirs, stats=StatsLog(out / "stats.jsonl"),
-                  log=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr))
+                  log=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr), experiment=args.name, out=out)
     config = {
         "experiment": args.name, "preset": preset.to_dict(), "targets": args.targets, "seed": args.seed,
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),

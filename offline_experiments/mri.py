@@ -205,7 +205,11 @@ def load_mri_sets(train_sources, eval_sources, size: int) -> tuple[torch.Tensor,
     def gather(files, keep):
         out = []
         for f in files:
-            slices, pos = load_slices(f, size)
+            try:
+                slices, pos = load_slices(f, size)
+            except UserError as e:  # one broken volume in a folder of many: skip it, name it
+                warnings.warn(f"skipping {e}", stacklevel=2)
+                continue
             if f.resolve() in same:
                 slices = slices[keep(pos)]
             out.append(slices)

@@ -30,6 +30,8 @@ class Preset:
     """Standard deviations (pixels) of the Gaussian blur of brown noise; the paper does not list its values."""
     impulse_levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     """Corruption levels of the Figure 5 sweep (one network per level and loss)."""
+    impulse_eval_levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    """Levels at which `impulse` evaluates its blind networks (PSNR vs corruption level; no extra training)."""
     levels_iters: int = 100_000
     """Iterations per network of the Figure 5 sweep."""
     capture_budget: int = 2000

@@ -42,7 +42,9 @@ class Result:
     paper: dict[str, dict[str, float]] = field(default_factory=dict)  # row -> column label -> paper's dB
     paper_source: str = ""
     levels: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # Figure 5: label -> (p, dB)
+    levels_ylabel: str = "PSNR relative to clean targets (dB)"
     notes: list[str] = field(default_factory=list)
+    appendix: list[str] = field(default_factory=list)  # further markdown sections of table.md
 
 
 def display_name(row: str) -> str:
@@ -78,6 +80,8 @@ def table_markdown(result: Result) -> str:
             lines.append(f"| {row} | " + " | ".join(_fmt(vals.get(k)) for k in labels) + " |")
     if result.notes:
         lines += [""] + [f"- {n}" for n in result.notes]
+    for section in result.appendix:
+        lines += ["", section.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -147,9 +151,10 @@ def plot_levels(result: Result, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for label, pts in result.levels.items():
         ax.plot([100 * p for p, _ in pts], [d for _, d in pts], marker="o", label=label)
-    ax.axhline(0.0, color="k", lw=0.8)
+    if "relative" in result.levels_ylabel:
+        ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xlabel("corrupted pixels (%)")
-    ax.set_ylabel("PSNR relative to clean targets (dB)")
+    ax.set_ylabel(result.levels_ylabel)
     ax.set_title(result.title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

@@ -165,7 +165,9 @@ class PathTracer:
         render_ms = (time.perf_counter() - t0) * 1000.0
         return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms)
 
-    def render_reference(self, cam: Camera, spp: int, chunk_spp: int = 64, first_seed: int | None = None) -> torch.Tensor:
+    def render_reference(
+        self, cam: Camera, spp: int, chunk_spp: int = 64, first_seed: int | None = None
+    ) -> torch.Tensor:
         """A high-spp (H, W, 3) estimate of `cam`'s image, accumulated from independent chunks of at most
         `chunk_spp` samples (bounded memory). Cached per (camera, spp, size, seeds): a second call is free.
 
@@ -191,7 +193,8 @@ class PathTracer:
             n = min(chunk_spp, spp - done)
             img = self._render(self._colour, n, first_seed + k)
             self._finish(img)
-            part = self._to_torch(img)[..., :3].to(torch.float64) * n  # float64: thousands of chunks may add up
+            # float64 sum: thousands of chunks may be added up.
+            part = self._to_torch(img)[..., :3].to(torch.float64) * n
             total = part if total is None else total + part
             done, k = done + n, k + 1
         ref = (total / spp).to(torch.float32)

@@ -152,6 +152,7 @@ def _furniture(shapes: dict) -> None:
     shapes["copper_sphere"] = c.sphere((2.9, 1.15, -2.3), 0.25, {"type": "roughconductor", "material": "Cu",
                                                                  "alpha": 0.05})
     shapes["painting_frame"] = c.box((1.0, 1.6, -D / 2 + 0.02), (1.5, 1.0, 0.04), c.diffuse(0.03))
+    # Rows flipped: bitmap row 0 is the top of the image, the rectangle's v axis points up.
     shapes["painting"] = c.rectangle((1.0, 1.6, -D / 2 + 0.045), (1.4, 0.9),
                                      c.diffuse(c.bitmap_texture(mondrian()[::-1])), "+z")
 

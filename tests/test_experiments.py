@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from n2n_live.checkpoint import load_checkpoint, read_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.losses import l0_annealed, l0_gamma, l1, l2
 from n2n_live.train_step import TrainStep, rampdown_lr
-from offline_experiments import baselines, cli, corruptions as C, datasets, experiments, mri
+from offline_experiments import baselines, cli, corruptions as C, datasets, experiments, mri, training
 from offline_experiments.presets import PRESETS
 from offline_experiments.report import Column, Result, table_markdown
 
@@ -175,6 +176,15 @@ def test_nifti_slices(tmp_path):
     (tmp_path / "bad.nii.gz").write_bytes(b"not a volume")
     with pytest.raises(UserError, match="bad.nii.gz"):
         mri.load_slices(tmp_path / "bad.nii.gz")
+    # In a folder of volumes, a broken one is skipped with a warning naming it; nothing usable is an error.
+    (tmp_path / "vols").mkdir()
+    f.rename(tmp_path / "vols" / "v.nii.gz")
+    (tmp_path / "bad.nii.gz").rename(tmp_path / "vols" / "bad.nii.gz")
+    with pytest.warns(UserWarning, match="bad.nii.gz"):
+        train, _ = mri.load_mri_sets([tmp_path / "vols"], [tmp_path / "vols"], 64)
+    assert len(train) > 0
+    with pytest.warns(UserWarning), pytest.raises(UserError, match="no non-empty training slices"):
+        mri.load_mri_sets([tmp_path / "vols" / "bad.nii.gz"], [tmp_path / "vols"], 64)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -308,7 +318,7 @@ def test_table_average_is_mean_of_set_means():
 # The CLI: a smoke run of every experiment, and bad input
 
 TINY = dict(crop=32, batch=2, iters=2, eval_every=1, eval_images=1, eval_crop=32, baseline_images=1,
-            brown_bandwidths=(1.0,), impulse_levels=(0.5,), levels_iters=2, capture_budget=40, mri_size=32,
+            brown_bandwidths=(1.0,), impulse_levels=(0.5,), impulse_eval_levels=(0.3, 0.8), levels_iters=2, capture_budget=40, mri_size=32,
             mri_iters=2, mri_eval_slices=2, workers=0)
 
 
@@ -341,9 +351,41 @@ def test_every_experiment_smoke(name, tiny_data, tiny_preset, tmp_path):
     assert cfg["experiment"] == name and cfg["preset"]["iters"] == 2
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
     assert any(s.get("kind") == "final" for s in stats)
-    if name == "impulse-levels":
+    if name in ("impulse", "impulse-levels"):
         assert (out / "levels.png").exists()
+    if name == "impulse":
+        assert "| 80 % |" in table  # the level sweep's table
+    # Every trained network is saved for n2n-denoise, its kind the experiment's name.
+    ckpts = sorted(out.glob("*.pt"))
+    assert ckpts and len(ckpts) == sum(1 for s in stats if s.get("kind") == "final")
+    state = read_checkpoint(ckpts[0])
+    assert state["kind"] == name and state["n_in"] == (1 if name == "mri" else 3)
+    assert state["meta"]["experiment"] == name and state["meta"]["iters"] == 2
     assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporaries
+
+
+def test_saved_gaussian_network_denoises_a_png_through_n2n_denoise(tiny_data, tiny_preset, tmp_path):
+    """An experiment's checkpoint goes through `python -m n2n_live.denoise_cli` and gives what the experiment's
+    own inference seam (training.denoise: [0, 1] - 0.5 -> network -> + 0.5) gives, to 8-bit rounding."""
+    from PIL import Image
+
+    out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", "kodak", "--targets", "noisy",
+                   "--out", str(tmp_path / "g")])
+    ckpt = out / "noisy-targets.pt"
+    rng = np.random.default_rng(3)
+    img = (rng.random((40, 52, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img).save(tmp_path / "noisy.png")
+    r = subprocess.run([sys.executable, "-m", "n2n_live.denoise_cli", "--checkpoint", str(ckpt), "--input",
+                        str(tmp_path / "noisy.png"), "--out", str(tmp_path / "clean.png"), "--device", "cpu"],
+                       cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = np.asarray(Image.open(tmp_path / "clean.png"), dtype=np.float32) / 255.0
+    net, _ = load_checkpoint(ckpt)
+    x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        want = training.denoise(net, x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() <= 1 / 255 + 1e-4
 
 
 def test_targets_flag_and_workers(tiny_data, tiny_preset, tmp_path):

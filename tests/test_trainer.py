@@ -27,10 +27,21 @@ class Pair:  # the fields of renderer.tracer.FramePair that the trainer and deno
     render_ms: float = 0.0
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One intra-op thread: on shared, busy cores OpenMP teams spin-wait and a step gets ~10x slower (measured:
+    the synthetic learning test took 65 s with two threads on the loaded 2-core machine, 5 s unloaded)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def clean_image(h: int, w: int) -> torch.Tensor:
     y = torch.linspace(0, 1, h)[:, None, None]
     x = torch.linspace(0, 1, w)[None, :, None]
-    return (0.2 + 0.8 * (x * torch.tensor([1.0, 0.6, 0.3]) + y * torch.tensor([0.2, 0.5, 0.9]))).expand(h, w, 3).contiguous()
+    image = 0.2 + 0.8 * (x * torch.tensor([1.0, 0.6, 0.3]) + y * torch.tensor([0.2, 0.5, 0.9]))
+    return image.expand(h, w, 3).contiguous()
 
 
 def make_pair(h=32, w=32, frame=0, seed=0, clean=None) -> Pair:

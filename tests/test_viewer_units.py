@@ -120,7 +120,7 @@ def test_history_series_summary_and_jsonl(tmp_path):
     log = tmp_path / "stats.jsonl"
     h = FrameHistory(log)
     for i in range(12):
-        h.add({"frame": i, "ui_ms": 100.0 + i, "render_ms": 50.0, "psnr_input_ref": None if i < 2 else 20.0 + i,
+        h.add({"frame": i, "frame_ms": 100.0 + i, "render_ms": 50.0, "psnr_input_ref": None if i < 2 else 20.0 + i,
                "loss": float("nan")}, rendered=True)
     h.close()
     xs, ys = h.series("psnr_input_ref")
@@ -129,3 +129,17 @@ def test_history_series_summary_and_jsonl(tmp_path):
     assert s["frames"] == 12 and math.isclose(s["median_ms"], 106.5) and s["render_ms"] == 50.0
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(rows) == 12 and rows[0]["loss"] is None  # NaN is written as null: valid JSON
+
+
+def test_without_a_display_n2n_live_says_so_in_one_line_and_runs_headless(monkeypatch, capsys):
+    import n2n_live.cli as cli
+    import n2n_live.headless as headless
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    ran = []
+    monkeypatch.setattr(headless, "run_headless", lambda cfg, progress=True: ran.append(cfg))
+    cli.main(["--scene", "cornell-box", "--frames", "2", "--size", "32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no display" in err[0] and "headless" in err[0], err
+    assert len(ran) == 1 and ran[0].frames == 2 and (ran[0].width, ran[0].height) == (32, 32)

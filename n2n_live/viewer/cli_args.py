@@ -72,6 +72,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="start with the camera standing still at the path's start (the progressive reference "
                         "accumulates) instead of playing the fly-through")
     g.add_argument("--pause-training", action="store_true", help="start with training paused (T resumes)")
+    g.add_argument("--pace", action="store_true",
+                   help="render a new frame only when the trainer has finished the previous frame's iterations "
+                        "(every frame gets --iters-per-frame steps, as in the paper; the UI stays responsive). "
+                        "Default: render continuously, the display never waits for training")
     g.add_argument("--stats-jsonl", metavar="PATH", default=None,
                    help="append one JSON line of timings and counters per viewer frame to PATH")
     return parser

@@ -13,8 +13,8 @@ KEEP = 2000  # frames kept for the plots
 
 def _num(v):
     """JSON-safe number: NaN/inf/None become None."""
-    if v is None:
-        return None
+    if v is None or isinstance(v, int):
+        return v
     v = float(v)
     return v if math.isfinite(v) else None
 
@@ -22,14 +22,14 @@ def _num(v):
 class FrameHistory:
     def __init__(self, jsonl_path=None):
         self.rows: deque[dict] = deque(maxlen=KEEP)
-        self.frame_ms: list[float] = []  # every UI frame that rendered, for the summary
+        self.frame_ms: list[float] = []  # interval between consecutive live frames, for fps and the summary
         self._file = open(jsonl_path, "a", buffering=1) if jsonl_path else None  # line-buffered: tests tail it
 
     def add(self, row: dict, rendered: bool) -> None:
         row = {k: (_num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in row.items()}
         self.rows.append(row)
-        if rendered and row.get("ui_ms") is not None:
-            self.frame_ms.append(row["ui_ms"])
+        if rendered and row.get("frame_ms") is not None:
+            self.frame_ms.append(row["frame_ms"])
         if self._file is not None:
             self._file.write(json.dumps(row) + "\n")
 
@@ -42,16 +42,18 @@ class FrameHistory:
         return np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1])
 
     def recent_fps(self, n: int = 10) -> float | None:
-        ms = [r["ui_ms"] for r in list(self.rows)[-n:] if r.get("ui_ms")]
+        """Live frames per second over the last n rendered frames."""
+        ms = self.frame_ms[-n:]
         return 1000.0 / statistics.mean(ms) if ms else None
 
     def summary(self, skip: int = 5) -> dict | None:
-        """Frame time statistics over the rendered frames, skipping the first `skip` (JIT compilation, warm-up)."""
+        """Frame time (interval between live frames) statistics, skipping the first `skip` (JIT, warm-up)."""
         ms = self.frame_ms[skip:] if len(self.frame_ms) > skip else self.frame_ms
         if not ms:
             return None
         keys = ("render_ms", "train_ms", "infer_ms")
-        rows = [r for r in list(self.rows)[skip:] if r.get("ui_ms") is not None]
+        rows = [r for r in self.rows if r.get("frame_ms") is not None]
+        rows = rows[skip:] if len(rows) > skip else rows
         out = {"frames": len(self.frame_ms), "mean_ms": statistics.mean(ms), "median_ms": statistics.median(ms)}
         for k in keys:
             vals = [r[k] for r in rows if r.get(k) is not None]

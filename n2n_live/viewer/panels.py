@@ -32,6 +32,15 @@ def _fmt(v, unit: str = "", digits: int = 1) -> str:
     return f"{v:.{digits}f}{unit}"
 
 
+def _fit(text: str, width: float) -> str:
+    """`text`, shortened with '...' to fit `width` pixels in the current font."""
+    if imgui.calc_text_size(text).x <= width:
+        return text
+    while len(text) > 4 and imgui.calc_text_size(text + "...").x > width:
+        text = text[: max(4, int(len(text) * 0.9))]
+    return text + "..."
+
+
 class Messages:
     """Recent info/warning/error lines for the UI."""
 
@@ -68,7 +77,7 @@ class StatsPanel:
         r = v.result
         fps = v.history.recent_fps()
         imgui.text(f"{_fmt(fps, ' fps')}   frame {v.rendered}   {v.render_size[0]}x{v.render_size[1]}   "
-                   f"{v._spp()} spp x 2")
+                   f"{v.spp()} spp x 2")
         imgui.text(f"render {_fmt(getattr(r, 'render_ms', None), ' ms', 0)}   "
                    f"inference {_fmt(getattr(r, 'infer_ms', None), ' ms', 0)}   "
                    f"train {_fmt(st.get('train_ms'), ' ms', 0)}")
@@ -79,7 +88,8 @@ class StatsPanel:
             imgui.text_colored(YELLOW, f"({st['skipped']} skipped)")
         avail = imgui.get_content_region_avail().x
         hist = st.get("loss_history") or []
-        if implot.begin_plot("##loss", imgui.ImVec2(avail, 110), implot.Flags_.no_menus | implot.Flags_.no_box_select):
+        flags = implot.Flags_.no_menus | implot.Flags_.no_box_select
+        if implot.begin_plot("##loss", imgui.ImVec2(avail, 110), flags | implot.Flags_.no_legend):
             implot.setup_axes("step", "loss (L_HDR)", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
             implot.setup_axis_scale(implot.ImAxis_.y1, implot.Scale_.log10)
             if hist:
@@ -88,7 +98,7 @@ class StatsPanel:
                 if len(a):
                     implot.plot_line("loss", np.ascontiguousarray(a[:, 0]), np.ascontiguousarray(a[:, 1]))
             implot.end_plot()
-        if implot.begin_plot("##psnr", imgui.ImVec2(avail, 120), implot.Flags_.no_menus | implot.Flags_.no_box_select):
+        if implot.begin_plot("##psnr", imgui.ImVec2(avail, 120), flags):
             implot.setup_axes("frame", "PSNR (dB)", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
             implot.setup_legend(implot.Location_.south_east)
             for key, label in (("psnr_input_ref", "input"), ("psnr_denoised_ref", "denoised"),
@@ -200,6 +210,10 @@ class TrainingPanel:
         changed, n = imgui.slider_int("iters/frame", int(tr.iters_per_frame), 0, 32)
         if changed:
             tr.iters_per_frame = n
+        _, v.pace = imgui.checkbox("pace: next frame when its iterations are done", v.pace)
+        if imgui.is_item_hovered():
+            imgui.set_tooltip("every frame gets iters/frame training steps (the paper's fly-through);\n"
+                              "off: render continuously, the display never waits for training")
         imgui.set_next_item_width(-110)
         changed, c = imgui.slider_int("crop", int(tr.crop), 32, 512)
         if changed:
@@ -209,7 +223,7 @@ class TrainingPanel:
         if changed:
             tr.set_lr(lr)
         imgui.set_next_item_width(-110)
-        changed, spp = imgui.slider_int("spp", v._spp(), 1, 64)
+        changed, spp = imgui.slider_int("spp", v.spp(), 1, 64)
         if changed:
             v.set_spp(spp)
         imgui.set_next_item_width(-110)
@@ -348,9 +362,12 @@ class Overlay:
             status += "   |   rendering paused while typing"
         if not v.rendering:
             status += "   |   rendering stopped"
+        elif v.waiting_for_training:
+            status += "   |   paced: waiting for training"
         self._label(dl, ax + 8, ay + ah - 26, status)
         err = v.messages.last_error(within_s=8.0)
         if err:
+            err = _fit(err, aw - 24)  # the panel would hide the rest: the Messages panel has the full text
             self._label(dl, ax + 8, ay + 36 if v.mode == "split" else ay + 8, err, fg=_u32(1, 0.5, 0.45), bg=_u32(0.2, 0, 0, 0.85))
 
     @staticmethod

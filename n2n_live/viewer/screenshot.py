@@ -1,4 +1,4 @@
-"""Screenshots: the window as PNG (glReadPixels) and the frame's HDR buffers as one multi-layer EXR."""
+"""Screenshots (F12, --screenshot): the window as PNG (glReadPixels) and the HDR buffers as a multi-layer EXR."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,6 +8,9 @@ from PIL import Image
 
 from ..exr import write_exr
 from ..io_utils import atomic_path
+from .gl_display import read_framebuffer
+
+DEFAULT_FOLDER = "out/screenshots"
 
 
 def save_png(path, pixels: np.ndarray) -> None:
@@ -35,3 +38,26 @@ def save_screenshot(png_path, pixels: np.ndarray, result=None, reference=None) -
         write_exr(exr_path, exr_layers(result, reference))
         written.append(exr_path)
     return written
+
+
+def take_screenshots(v, fb_w: int, fb_h: int) -> None:
+    """Serve the viewer's pending requests from the back buffer just drawn (call before swapping)."""
+    pixels = read_framebuffer(fb_w, fb_h)
+    requests, v.screenshot_requests = v.screenshot_requests, []
+    for path in dict.fromkeys(requests):
+        path = path or next_screenshot_path(getattr(v.args, "screenshot_dir", None) or DEFAULT_FOLDER, v.rendered)
+        written = v.attempt("screenshot", save_screenshot, path, pixels, v.result, v.reference.mean)
+        if written:
+            names = " and ".join(str(p) for p in written)
+            v.messages.info(f"wrote {names}")
+            print(f"n2n-live: wrote {names}", flush=True)
+
+
+def next_screenshot_path(folder, frame: int) -> Path:
+    """An unused name for an F12 screenshot: n2n-live-<frame>.png, then -1, -2, ..."""
+    folder = Path(folder)
+    for i in range(100000):
+        p = folder / f"n2n-live-{frame:05d}{'' if i == 0 else f'-{i}'}.png"
+        if not p.exists():
+            return p
+    return folder / "n2n-live.png"

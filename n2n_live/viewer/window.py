@@ -1,26 +1,12 @@
 """The GLFW window with an OpenGL 3.3 core context and Dear ImGui (imgui-bundle's pure-Python GLFW backend)."""
 from __future__ import annotations
 
-import os
-import sys
-
 import glfw  # import glfw before imgui_bundle so that the standard glfw module is the one in use
 import OpenGL.GL as gl
 from imgui_bundle import imgui, implot
 from imgui_bundle.python_backends.glfw_backend import GlfwRenderer
 
 from ..errors import UserError
-
-
-def display_available() -> bool:
-    """True if a window can be opened here (a display server is reachable and GLFW initialises)."""
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return False
-    try:
-        ok = glfw.init()
-    except Exception:
-        return False
-    return bool(ok)
 
 
 class Window:
@@ -46,12 +32,34 @@ class Window:
         implot.create_context()
         imgui.get_io().set_ini_filename(None)  # never write imgui.ini into the user's folder
         self.imgui = GlfwRenderer(self.handle)
+        self.events = 0  # input/window events so far: an idle viewer redraws when this changes
+        self._count_events()
         self._closed = False
+
+    def _count_events(self) -> None:
+        """Wrap the backend's GLFW callbacks (and add a close callback) so that every event bumps `events`."""
+        def counting(previous):
+            def callback(*args):
+                self.events += 1
+                if previous is not None:
+                    previous(*args)
+            return callback
+
+        for setter in (glfw.set_key_callback, glfw.set_char_callback, glfw.set_cursor_pos_callback,
+                       glfw.set_mouse_button_callback, glfw.set_scroll_callback, glfw.set_window_size_callback,
+                       glfw.set_window_close_callback, glfw.set_cursor_enter_callback):
+            previous = setter(self.handle, None)
+            setter(self.handle, counting(previous))
 
     # -- frame ------------------------------------------------------------------------------------------------
     def poll(self) -> None:
         glfw.poll_events()
         self.imgui.process_inputs()
+
+    def wait(self, timeout: float) -> None:
+        """Sleep until an event arrives or `timeout` seconds pass (events are handled by the callbacks as usual)."""
+        if timeout > 0:
+            glfw.wait_events_timeout(timeout)
 
     def should_close(self) -> bool:
         return bool(glfw.window_should_close(self.handle))

@@ -1,0 +1,163 @@
+"""LiveLoop with the real renderer on tiny frames: one frame's outputs, threads, sizes, scenes, NaN/Inf."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+
+import pytest
+import torch
+
+from n2n_live import oidn
+from n2n_live.config import PRESETS, LiveConfig, preset
+from n2n_live.errors import UserError
+from n2n_live.live import LiveLoop
+from n2n_live.trainer import finite_weights
+
+
+def tiny(**kw) -> LiveConfig:
+    base = dict(scene="cornell-box", width=32, height=32, crop=32, iters_per_frame=2, sync=True, lr=1e-3)
+    base.update(kw)
+    return LiveConfig(**base)
+
+
+def test_one_sync_frame_has_every_output():
+    compare = ("oidn",) if oidn.available() else ()
+    with LiveLoop(tiny(reference_spp=16, compare=compare)) as loop:
+        r = loop.step()
+        assert r.frame == 0 and loop.frame == 1
+        assert r.denoised.shape == (32, 32, 3) and torch.isfinite(r.denoised).all()
+        assert r.reference.shape == (32, 32, 3)
+        assert r.train_steps == 2 and r.train_ms > 0 and r.infer_ms > 0 and r.render_ms > 0
+        assert math.isfinite(r.loss)
+        for v in (r.psnr_input, r.psnr_denoised, r.psnr_input_pair):
+            assert 0 < v < 100
+        if compare:
+            assert r.oidn.shape == (32, 32, 3) and r.psnr_oidn > r.psnr_input
+        assert r.clean is None and r.psnr_clean_target is None
+        # the denoised frame is the denoiser's pair average with the weights the trainer published
+        assert torch.allclose(r.denoised, loop.denoiser.denoise_pair(r.pair), atol=1e-5)
+        r2 = loop.step()
+        assert r2.frame == 1 and r2.pair.seeds != r.pair.seeds and r2.train_steps == 4
+
+
+def test_no_reference_means_no_metrics():
+    with LiveLoop(tiny()) as loop:
+        r = loop.step()
+    assert r.reference is None and r.psnr_input is None and r.psnr_denoised is None
+
+
+def test_clean_target_network_trains_on_references():
+    with LiveLoop(tiny(reference_spp=16, compare=("clean",))) as loop:
+        r = loop.step()
+        assert r.clean.shape == (32, 32, 3) and r.psnr_clean_target is not None
+        assert loop.clean_trainer.stats["steps"] == 2
+
+
+def test_compare_clean_needs_a_reference():
+    with pytest.raises(UserError):
+        LiveLoop(tiny(reference_spp=0, compare=("clean",)))
+
+
+def test_async_loop_trains_in_background_and_closes_within_2s():
+    loop = LiveLoop(tiny(sync=False, iters_per_frame=100_000))
+    try:
+        assert loop.trainer.running
+        loop.step()
+        end = time.monotonic() + 30
+        while loop.trainer.stats["steps"] < 2 and time.monotonic() < end:
+            time.sleep(0.02)
+        r = loop.step()
+        assert r.train_steps >= 1  # the display used whatever the trainer had published
+    finally:
+        t0 = time.monotonic()
+        ok = loop.close()
+        assert time.monotonic() - t0 < 2.0
+    assert ok and not loop.trainer.running
+
+
+def test_odd_size_and_oversized_crop():
+    with LiveLoop(tiny(width=37, height=21, crop=256)) as loop:
+        r = loop.step()
+        assert r.denoised.shape == (21, 37, 3)
+        assert r.pair.noisy_a.shape == (21, 37, 3)
+        loop.resize(33, 19)
+        r = loop.step()
+        assert r.denoised.shape == (19, 33, 3) and r.train_steps == 4
+
+
+def test_nan_inf_samples_keep_weights_finite():
+    with LiveLoop(tiny(iters_per_frame=3)) as loop:
+        render = loop.tracer.render_pair
+
+        def poisoned(cam, frame):
+            pair = render(cam, frame)
+            pair.noisy_a[1, 2] = float("nan")
+            pair.noisy_b[3, 4, 0] = float("inf")
+            pair.noisy_b[5, 5, 1] = 1e38  # finite, but overflows the loss
+            pair.normal[0, 0] = float("nan")
+            return pair
+
+        loop.tracer.render_pair = poisoned
+        for _ in range(3):
+            r = loop.step()
+        s = loop.trainer.stats
+        assert s["sanitized_frames"] == 3 and s["nonfinite_values"] > 0
+        assert finite_weights(loop.trainer.net) and finite_weights(loop.denoiser.net)
+        assert torch.isfinite(r.denoised).all()
+
+
+def test_nan_inf_samples_with_the_trainer_thread():
+    """The asynchronous path (trainer thread, paced like the headless command): every sample that is not finite
+    is replaced and counted per value, and the published weights stay finite."""
+    with LiveLoop(tiny(sync=False, pace=True, iters_per_frame=2, reference_spp=4)) as loop:
+        render = loop.tracer.render_pair
+
+        def poisoned(cam, frame):
+            pair = render(cam, frame)
+            pair.noisy_a[3, 4] = float("nan")  # a whole pixel: 3 values
+            pair.noisy_b[7, 8, 2] = float("-inf")
+            pair.albedo[1, 1, 0] = float("inf")
+            return pair
+
+        loop.tracer.render_pair = poisoned
+        results = [loop.step() for _ in range(3)]
+        assert loop.trainer.wait_idle(30)
+        s = loop.trainer.stats
+    assert s["sanitized_frames"] == 3 and s["nonfinite_values"] == 3 * 5
+    assert s["steps"] + s["skipped"] == 3 * 2 and finite_weights(loop.trainer.net)
+    assert torch.isfinite(results[-1].denoised).all() and results[-1].sanitized_frames >= 2
+
+
+def test_set_scene_error_keeps_the_current_scene(tmp_path):
+    with LiveLoop(tiny()) as loop:
+        loop.step()
+        with pytest.raises(ValueError) as e:  # SceneError (a ValueError) naming the problem
+            loop.set_scene("no-such-scene")
+        assert "no-such-scene" in str(e.value)
+        bad = tmp_path / "bad.xml"
+        bad.write_text("<scene version='3.0.0'><shape type='sphere'/></scene>")
+        with pytest.raises(ValueError) as e:
+            loop.set_scene(str(bad))
+        assert "sensor" in str(e.value)
+        r = loop.step()
+        assert loop.cfg.scene == "cornell-box" and r.frame == 1
+
+
+def test_presets_and_validation():
+    assert PRESETS["cpu"].width <= 256 and PRESETS["cpu"].crop <= PRESETS["cpu"].width
+    assert (PRESETS["gpu"].width, PRESETS["gpu"].crop) == (512, 256)
+    p = preset("cpu", frames=3)
+    assert p.frames == 3 and PRESETS["cpu"].frames != 3  # a copy
+    for bad in (dict(width=0), dict(spp=0), dict(compare=("foo",)), dict(device="tpu"), dict(lr=0.0)):
+        with pytest.raises(UserError):
+            dataclasses.replace(LiveConfig(), **bad).validate()
+    with pytest.raises(UserError):
+        preset("nope")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_live_loop_on_cuda():
+    with LiveLoop(tiny(device="cuda", reference_spp=16)) as loop:
+        r = loop.step()
+    assert r.denoised.is_cuda and r.psnr_denoised is not None
