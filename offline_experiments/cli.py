@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from n2n_live.config import resolve_device
 from n2n_live.errors import UserError, exit_on_user_error
 
 from .datasets import default_data_root, list_images, resolve_folder
@@ -59,16 +60,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is available (use --device cpu)")
-    if spec not in ("cpu", "cuda"):
-        raise UserError(f"--device must be auto, cpu or cuda, not {spec!r}")
-    return torch.device(spec)
-
-
 def _out_dir(args) -> Path:
     if args.out:
         return Path(args.out)
@@ -104,7 +95,7 @@ def make_context(args) -> tuple[Context, Path, dict]:
         v = getattr(args, flag)
         if v is not None and v < (0 if flag == "workers" else 1):
             raise UserError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'workers' else 'positive'}, not {v}")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     data_root = Path(args.data_root) if args.data_root else default_data_root()
     if args.data_root and not data_root.is_dir():
         raise UserError(f"--data-root is not a folder: {data_root}")
