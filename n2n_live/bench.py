@@ -16,7 +16,7 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .cli_util import parse_size
+from .cli import parse_size
 from .errors import exit_on_user_error
 from .losses import l_hdr
 from .network import UNet, run_padded
