@@ -32,7 +32,7 @@ from .tonemap import T
 
 BASE_COLUMNS = ["frame", "render_ms", "train_ms", "infer_ms", "loss", "psnr_input", "psnr_denoised"]
 COMPARE_COLUMNS = {"clean": "psnr_clean_target", "oidn": "psnr_oidn"}
-EXTRA_COLUMNS = ["psnr_input_pair", "reference_ms", "oidn_ms", "train_steps", "skipped", "sanitized_frames",
+EXTRA_COLUMNS = ["psnr_input_a", "reference_ms", "oidn_ms", "train_steps", "skipped", "sanitized_frames",
                  "version"]
 LAST_N = 10
 STRIP_MIN_PANEL = 192  # px: small frames are enlarged (nearest neighbour, whole factors) so that labels fit
@@ -58,8 +58,9 @@ def write_png(path, rgb: np.ndarray) -> None:
 
 
 def _images(r: FrameResult) -> list[tuple[str, torch.Tensor]]:
-    """The frame's images in the strip's order: input, the networks, OIDN, then the reference."""
-    imgs = [("noisy", r.pair.noisy_a), ("denoised", r.denoised)]
+    """The frame's images in the strip's order: input (the pair average: what the denoised image saw), the
+    networks, OIDN, then the reference."""
+    imgs = [("noisy", 0.5 * (r.pair.noisy_a + r.pair.noisy_b)), ("denoised", r.denoised)]
     for name, img in (("clean", r.clean), ("oidn", r.oidn), ("reference", r.reference)):
         if img is not None:
             imgs.append((name, img))
@@ -75,7 +76,7 @@ def _label(name: str, r: FrameResult, spp: int | None, reference_spp: int | None
     def db(v):
         return f" {v:.2f} dB" if v is not None and not math.isnan(v) else ""
 
-    return {"noisy": f"input {spp} spp{db(r.psnr_input)}" if spp else f"input{db(r.psnr_input)}",
+    return {"noisy": f"input 2x{spp} spp{db(r.psnr_input)}" if spp else f"input{db(r.psnr_input)}",
             "denoised": f"Noise2Noise{db(r.psnr_denoised)}",
             "clean": f"clean targets{db(r.psnr_clean_target)}",
             "oidn": f"OIDN{db(r.psnr_oidn)}",
@@ -133,7 +134,7 @@ def _row(r: FrameResult) -> dict:
 
 def summarise(rows: list[dict]) -> dict:
     s = {"frames": len(rows), "last_n": min(LAST_N, len(rows))}
-    for k in ("psnr_input", "psnr_input_pair", "psnr_denoised", "psnr_oidn", "psnr_clean_target",
+    for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_clean_target",
               "render_ms", "train_ms", "infer_ms", "reference_ms", "oidn_ms", "loss"):
         s[k] = mean_last([row.get(k) for row in rows], LAST_N)
     return s

@@ -36,12 +36,12 @@ class FrameResult:
     train_ms: float = float("nan")  # training time of the last frame the trainer finished
     infer_ms: float = 0.0  # denoising both images with the Noise2Noise network
     loss: float = float("nan")  # mean L_HDR over the last trained frame's iterations
-    psnr_input: float | None = None  # noisy image A (8 spp) vs reference, tonemapped
+    psnr_input: float | None = None  # the pair average (A+B)/2 vs reference: the samples the denoised output saw
     psnr_denoised: float | None = None
     psnr_clean_target: float | None = None
     psnr_oidn: float | None = None
     train_steps: int = 0
-    psnr_input_pair: float | None = None  # average of A and B (the samples the denoised output saw)
+    psnr_input_a: float | None = None  # noisy image A alone (8 spp): secondary, the paper's 'input'
     reference_ms: float = 0.0
     oidn_ms: float = 0.0
     clean_ms: float = 0.0  # inference of the clean-target network
@@ -159,8 +159,8 @@ class LiveLoop:
             # PSNR on tonemapped values against the reference of this frame's camera
             ref = reference.to(denoised.device)
             e = cfg.exposure
-            r.psnr_input = psnr_hdr(pair.noisy_a.to(ref.device), ref, e)
-            r.psnr_input_pair = psnr_hdr(0.5 * (pair.noisy_a + pair.noisy_b).to(ref.device), ref, e)
+            r.psnr_input = psnr_hdr(0.5 * (pair.noisy_a + pair.noisy_b).to(ref.device), ref, e)
+            r.psnr_input_a = psnr_hdr(pair.noisy_a.to(ref.device), ref, e)
             r.psnr_denoised = psnr_hdr(denoised, ref, e)
             if clean is not None:
                 r.psnr_clean_target = psnr_hdr(clean, ref, e)

@@ -13,7 +13,8 @@ from .io_utils import atomic_path  # noqa: E402
 from .metrics_log import read_metrics  # noqa: E402
 
 CURVES = (  # column, label, colour
-    ("psnr_input", "input (8 spp)", "tab:gray"),
+    ("psnr_input", "input (pair average, 2 x 8 spp)", "tab:gray"),
+    ("psnr_input_a", "input image A (8 spp)", "lightgray"),
     ("psnr_denoised", "noisy targets (Noise2Noise)", "tab:red"),
     ("psnr_clean_target", "clean targets", "tab:blue"),
     ("psnr_oidn", "OIDN", "tab:green"),

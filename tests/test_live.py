@@ -30,7 +30,7 @@ def test_one_sync_frame_has_every_output():
         assert r.reference.shape == (32, 32, 3)
         assert r.train_steps == 2 and r.train_ms > 0 and r.infer_ms > 0 and r.render_ms > 0
         assert math.isfinite(r.loss)
-        for v in (r.psnr_input, r.psnr_denoised, r.psnr_input_pair):
+        for v in (r.psnr_input, r.psnr_denoised, r.psnr_input_a):
             assert 0 < v < 100
         if compare:
             assert r.oidn.shape == (32, 32, 3) and r.psnr_oidn > r.psnr_input
