@@ -24,7 +24,7 @@
 #   N2N_CHECK_DEVICE [auto]      N2N_CHECK_SIZE [512]   N2N_CHECK_FRAMES [300]   N2N_CHECK_EVAL_EVERY [50]
 #   N2N_CHECK_LIVE_FRAMES [100]
 #   N2N_CHECK_REFERENCE_SPP [the preset's with cuda_ad_rgb, 1024 when rendering on the CPUs]
-#   N2N_CHECK_BENCH_ARGS [""]    N2N_CHECK_COMPILE [1]  N2N_CHECK_TESTS [the tests/ files with gpu marks]
+#   N2N_CHECK_BENCH_ARGS [""]    N2N_CHECK_COMPILE [1]  N2N_CHECK_TESTS [the tests/ files with gpu marks; none]
 #   N2N_CHECK_VARIANT [probed]   N2N_CHECK_PROBE_VARIANTS [cuda_ad_rgb llvm_ad_rgb scalar_rgb]
 #   N2N_CHECK_T_SCALE [1: multiplies every time limit]
 set -uo pipefail
@@ -99,7 +99,9 @@ fi
 variant_args=()
 [ -n "$VARIANT" ] && [ "$VARIANT" != auto ] && variant_args=(--variant "$VARIANT")
 
-stage tests 60 "$PY" -m pytest -q -p no:cacheprovider --continue-on-collection-errors -m "gpu and not slow" $TESTS
+if [ "$TESTS" != none ]; then
+  stage tests 60 "$PY" -m pytest -q -p no:cacheprovider --continue-on-collection-errors -m "gpu and not slow" $TESTS
+fi
 
 if [ -n "$VARIANT" ]; then
   # n2n-bench runs every model the live loop offers (n2n_live.bench.model_names) in one process.
