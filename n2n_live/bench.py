@@ -5,11 +5,12 @@ crops, inference of both images, averaged. Each part is timed separately (median
 with device synchronisation), then summed as the sequential end-to-end time. The floor compares the FLOPs of
 one training iteration and one inference with the machine's measured matrix rate and memory bandwidth.
 
-Every model the live loop offers is timed (n2n_live.models when present, else the paper's U-Net). On CUDA the
-optimised loop is the live loop's: channels_last, bf16 autocast, both images in one inference batch, training on
-a CUDA stream of its own (as OnlineTrainer does); `--compile` adds the same loop through torch.compile (its
-"reduce-overhead" mode replays CUDA graphs), with the compile time reported apart. The render pair's tensors stay
-on the renderer's device (DLPack, no host copy): `render_device` says where they were.
+Every model the live loop offers is timed (n2n_live.models when present, else the paper's U-Net). The optimised
+loop has what the live loop has (channels_last, both images in one inference batch, on CUDA training on a stream
+of its own as OnlineTrainer does) plus, on CUDA, bf16 autocast, which the live trainer and denoiser do not use
+yet; `--compile` adds that loop through torch.compile (its "reduce-overhead" mode replays CUDA graphs), with the
+compile time reported apart. The render pair's tensors stay on the renderer's device (DLPack, no host copy):
+`render_device` says where they were.
 """
 from __future__ import annotations
 
