@@ -4,6 +4,13 @@ One frame of the paper's loop = render a pair (two 8-spp images + albedo/normal)
 crops, inference of both images, averaged. Each part is timed separately (median of repeats, after warm-up,
 with device synchronisation), then summed as the sequential end-to-end time. The floor compares the FLOPs of
 one training iteration and one inference with the machine's measured matrix rate and memory bandwidth.
+
+Every model the live loop offers is timed (n2n_live.models when present, else the paper's U-Net). The optimised
+loop has what the live loop has (channels_last, both images in one inference batch, on CUDA training on a stream
+of its own as OnlineTrainer does) plus, on CUDA, bf16 autocast, which the live trainer and denoiser do not use
+yet; `--compile` adds that loop through torch.compile (its "reduce-overhead" mode replays CUDA graphs), with the
+compile time reported apart. The render pair's tensors stay on the renderer's device (DLPack, no host copy):
+`render_device` says where they were.
 """
 from __future__ import annotations
 
@@ -12,17 +19,44 @@ import json
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .cli import parse_size
-from .errors import exit_on_user_error
+from .errors import UserError, exit_on_user_error
 from .losses import l_hdr
 from .network import UNet, run_padded
 from .train_step import TrainStep
 
 ITERS_PER_FRAME = 8
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
+
+
+def model_names() -> tuple[str, ...]:
+    """The models the live loop offers: n2n_live.models' names when that registry exists, else the paper's U-Net."""
+    try:
+        from . import models
+    except ImportError:
+        return ("paper",)
+    return tuple(getattr(models, "MODEL_CHOICES", ("paper",)))
+
+
+def build_model(name: str) -> torch.nn.Module:
+    """A freshly initialised network `name` for the Monte Carlo inputs (9 features)."""
+    try:
+        from . import models
+    except ImportError:
+        if name != "paper":
+            raise UserError(f"unknown model {name!r} (this n2n-live offers: paper)") from None
+        return UNet(9, 3)
+    return models.build(name)
+
+
+def input_channels(net: torch.nn.Module) -> int:
+    """Channels `net` takes: its features plus any linear colour it filters (n_in + linear_channels)."""
+    return int(getattr(net, "n_in", 9)) + int(getattr(net, "linear_channels", 0))
 
 
 def _sync(device: torch.device) -> None:
@@ -65,49 +99,77 @@ def machine_ceilings(device: torch.device) -> dict:
     return out
 
 
-def bench_network(device, width, height, crop, optimised: bool, repeats: int) -> dict:
-    """Training-iteration and inference times of the U-Net on random data of the live loop's shapes."""
+def bench_network(device, width, height, crop, optimised: bool, repeats: int, model: str = "paper",
+                  compile_mode: str | None = None) -> dict:
+    """Training-iteration and inference times of `model` on random data of the live loop's shapes.
+
+    `compile_mode` (CUDA only): run the optimised loop through torch.compile in that mode; the first (compiling)
+    call of each part is timed apart as `compile_s`."""
     torch.manual_seed(0)
-    net = UNet(9, 3).to(device)
-    amp = optimised and device.type == "cuda"  # bf16 autocast pays on tensor cores, not on CPUs
+    eager = build_model(model).to(device)
+    cuda = device.type == "cuda"
+    amp = optimised and cuda  # bf16 autocast pays on tensor cores, not on CPUs
     if optimised:
-        net = net.to(memory_format=torch.channels_last)
+        eager = eager.to(memory_format=torch.channels_last)
+    net = torch.compile(eager, mode=compile_mode) if compile_mode else eager
     step = TrainStep(net, l_hdr, amp=amp)
     fmt = torch.channels_last if optimised else torch.contiguous_format
     crop_h, crop_w = min(crop, height), min(crop, width)
-    x = (torch.rand(2, 9, crop_h, crop_w, device=device) - 0.5).contiguous(memory_format=fmt)
+    n_in = input_channels(eager)
+    x = (torch.rand(2, n_in, crop_h, crop_w, device=device) - 0.5).contiguous(memory_format=fmt)
     y = torch.rand(2, 3, crop_h, crop_w, device=device)
-    frame = (torch.rand(2, 9, height, width, device=device) - 0.5).contiguous(memory_format=fmt)
+    frame = (torch.rand(2, n_in, height, width, device=device) - 0.5).contiguous(memory_format=fmt)
+    # The live trainer steps on a CUDA stream of its own (OnlineTrainer._run): time the optimised loop there too.
+    stream = torch.cuda.Stream(device) if optimised and cuda else None
+    if stream is not None:
+        stream.wait_stream(torch.cuda.current_stream(device))
 
-    def infer_separately():
+    def train():
+        with torch.cuda.stream(stream) if stream is not None else nullcontext():
+            return step.step(x, y)
+
+    def infer_separately(module=net):
         with torch.inference_mode():
-            return [run_padded(net, frame[i : i + 1]) for i in range(2)]
+            return [run_padded(module, frame[i : i + 1]) for i in range(2)]
 
-    def infer_batched():
+    def infer_batched(module=net):
         with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=amp):
-            return run_padded(net, frame).mean(0)
+            return run_padded(module, frame).mean(0)
 
     infer = infer_batched if optimised else infer_separately
-    if device.type == "cuda":
+    compile_s = None
+    if compile_mode:  # the first calls compile (and record CUDA graphs): minutes, not milliseconds
+        t0 = time.perf_counter()
+        train()
+        infer()
+        _sync(device)
+        compile_s = time.perf_counter() - t0
+    if cuda:
         torch.cuda.reset_peak_memory_stats(device)
+    eager_step = step if not compile_mode else TrainStep(eager, l_hdr, amp=amp)  # the flop counter needs eager
+    eager_infer = lambda: (infer_batched if optimised else infer_separately)(eager)  # noqa: E731
     result = {
-        "train_iter_ms": _median_ms(lambda: step.step(x, y), device, repeats),
+        "model": model,
+        "train_iter_ms": _median_ms(train, device, repeats),
         "infer_ms": _median_ms(infer, device, repeats),
-        "train_iter_gflop": flops(lambda: step.step(x, y)) / 1e9,
-        "infer_gflop": flops(infer) / 1e9,
+        "train_iter_gflop": flops(lambda: eager_step.step(x, y)) / 1e9,
+        "infer_gflop": flops(eager_infer) / 1e9,
     }
-    if device.type == "cuda":
+    if compile_mode:
+        result.update(compile_mode=compile_mode, compile_s=compile_s)
+    if cuda:
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     return result
 
 
-def bench_render(scene: str, width: int, height: int, spp: int, frames: int, variant: str | None) -> float:
-    """Median ms of one render_pair along the scene's path (after the first, compiling, frame)."""
+def bench_render(scene: str, width: int, height: int, spp: int, frames: int, variant: str | None) -> dict:
+    """Median ms of one render_pair along the scene's path (after the first, compiling, frame), the variant used
+    and the torch device the pair's tensors are on (cuda: handed over through DLPack, no host copy)."""
     from renderer.scene import load_scene
     from renderer.tracer import PathTracer
     from renderer.variant import choose_variant
 
-    choose_variant(variant)
+    used = choose_variant(variant)
     loaded = load_scene(scene, width, height)
     tracer = PathTracer(loaded, spp=spp)
     times = []
@@ -115,42 +177,61 @@ def bench_render(scene: str, width: int, height: int, spp: int, frames: int, var
         pair = tracer.render_pair(loaded.path.at(f), f)
         if f:
             times.append(pair.render_ms)
-    return statistics.median(times)
+    return {"render_pair_ms": statistics.median(times), "variant": used, "render_device": str(pair.noisy_a.device)}
 
 
 def run(args) -> dict:
     device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device == "cuda" else "cpu")
     width, height = args.size
-    render_ms = bench_render(args.scene, width, height, args.spp, args.frames, args.variant)
+    names = model_names()
+    if args.models:
+        names = tuple(dict.fromkeys(m.strip() for m in args.models.split(",") if m.strip()))
+    unknown = [m for m in names if m not in model_names()]
+    if unknown or not names:
+        raise UserError(f"--models: choose from {', '.join(model_names())}; unknown: {', '.join(unknown) or '(none)'}")
+    loops = [("fp32", False, None), ("optimised", True, None)]
+    compile_note = None
+    if args.compile and device.type == "cuda":
+        loops.append(("compiled", True, args.compile))
+    elif args.compile:
+        compile_note = "torch.compile is timed on CUDA only"
+        print(f"n2n-bench: --compile skipped: {compile_note}", file=sys.stderr)
+    render = bench_render(args.scene, width, height, args.spp, args.frames, args.variant)
+    render_ms = render["render_pair_ms"]
     report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)",
-              "size": f"{width}x{height}", "crop": args.crop, "scene": args.scene, "spp": args.spp,
-              "render_pair_ms": render_ms, "ceilings": machine_ceilings(device), "loops": {}}
-    for name, optimised in (("fp32", False), ("optimised", True)):
-        r = bench_network(device, width, height, args.crop, optimised, args.repeats)
-        r["frame_ms"] = render_ms + ITERS_PER_FRAME * r["train_iter_ms"] + r["infer_ms"]
-        r["fps"] = 1e3 / r["frame_ms"]
-        report["loops"][name] = r
+              "torch": torch.__version__, "size": f"{width}x{height}", "crop": args.crop, "scene": args.scene,
+              "spp": args.spp, **render, "models": list(names), "ceilings": machine_ceilings(device), "loops": {}}
+    if compile_note:
+        report["compile_skipped"] = compile_note
+    for model in names:
+        for name, optimised, mode in loops:
+            r = bench_network(device, width, height, args.crop, optimised, args.repeats, model, mode)
+            r["frame_ms"] = render_ms + ITERS_PER_FRAME * r["train_iter_ms"] + r["infer_ms"]
+            r["fps"] = 1e3 / r["frame_ms"]
+            report["loops"][name if model == names[0] else f"{model} {name}"] = r
     return report
 
 
 def format_table(report: dict) -> str:
     c = report["ceilings"]
     rate = c.get("matmul_bf16_tflops", c["matmul_fp32_tflops"])
-    lines = [f"device: {report['device']}  size {report['size']}  crop {report['crop']}  scene {report['scene']}  {report['spp']} spp",
-             f"{'':22s}{'fp32':>12s}{'optimised':>12s}",
-             f"{'render pair ms':22s}{report['render_pair_ms']:12.1f}{report['render_pair_ms']:12.1f}"]
+    keys = list(report["loops"])
+    lines = [f"device: {report['device']}  size {report['size']}  crop {report['crop']}  scene {report['scene']}  "
+             f"{report['spp']} spp  Mitsuba {report['variant']} (pair on {report['render_device']})",
+             f"{'':22s}" + "".join(f"{k:>12s}" for k in keys),
+             f"{'render pair ms':22s}" + "".join(f"{report['render_pair_ms']:12.1f}" for _ in keys)]
     rows = [("train iteration ms", "train_iter_ms", "{:12.1f}"), ("inference ms (both)", "infer_ms", "{:12.1f}"),
             ("frame ms (1 pair,8 it)", "frame_ms", "{:12.1f}"), ("fps", "fps", "{:12.2f}"),
             ("peak GPU MiB", "peak_gpu_mib", "{:12.0f}"), ("GFLOP / train iter", "train_iter_gflop", "{:12.1f}"),
-            ("GFLOP / inference", "infer_gflop", "{:12.1f}")]
+            ("GFLOP / inference", "infer_gflop", "{:12.1f}"), ("compile s", "compile_s", "{:12.1f}")]
     for label, key, fmt in rows:
-        vals = [report["loops"][k].get(key) for k in ("fp32", "optimised")]
+        vals = [report["loops"][k].get(key) for k in keys]
         if all(v is None for v in vals):
             continue
         lines.append(f"{label:22s}" + "".join(fmt.format(v) if v is not None else f"{'-':>12s}" for v in vals))
-    floor_train = report["loops"]["fp32"]["train_iter_gflop"] / rate  # GFLOP / (TFLOP/s) = ms
+    floor_train = report["loops"][keys[0]]["train_iter_gflop"] / rate  # GFLOP / (TFLOP/s) = ms
     lines.append(f"measured ceilings: matmul {rate:.2f} TFLOP/s, copy {c['copy_gbps']:.0f} GB/s; "
-                 f"compute floor of one train iteration {floor_train:.2f} ms")
+                 f"compute floor of one train iteration ({keys[0]}) {floor_train:.2f} ms")
     return "\n".join(lines)
 
 
@@ -164,6 +245,11 @@ def main(argv=None) -> int:
     p.add_argument("--scene", default="cornell-box")
     p.add_argument("--variant", default=None)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--models", default=None, help="comma-separated models to time (default: every one the live "
+                   "loop offers)")
+    p.add_argument("--compile", nargs="?", const="reduce-overhead", choices=COMPILE_MODES, default=None,
+                   help="also time the optimised loop through torch.compile (CUDA only; default mode "
+                   "reduce-overhead: CUDA graphs)")
     p.add_argument("--json", default=None, help="also write the full report as JSON")
     args = p.parse_args(argv)
     with exit_on_user_error("n2n-bench"):

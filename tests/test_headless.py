@@ -192,6 +192,7 @@ def test_size_parsing_errors_are_user_errors():
         parse_size("12x")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_headless_on_cuda(tmp_path):
     res = run_cli(["--headless", "--device", "cuda", "--size", "64", "--frames", "3", "--reference-spp", "8",

@@ -156,6 +156,7 @@ def test_presets_and_validation():
         preset("nope")
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_live_loop_on_cuda():
     with LiveLoop(tiny(device="cuda", reference_spp=16)) as loop:

@@ -291,6 +291,7 @@ def test_noise2noise_learns_on_synthetic_pairs():
     assert gain > 3.0, gain
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_trainer_on_cuda_thread_and_stream():
     tr = OnlineTrainer(UNet(), cfg(iters_per_frame=4), "cuda").start()
