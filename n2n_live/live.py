@@ -101,11 +101,15 @@ class LiveLoop:
         return self.loaded.path.at(f - self._path_start)
 
     # ------------------------------------------------------------------ one frame
-    def step(self, camera=None) -> FrameResult:
+    def step(self, camera=None, pair_filter=None) -> FrameResult:
+        """`pair_filter(pair) -> pair`, when given, sits between rendering and training: whatever it returns is
+        trained on, denoised and returned (the viewer's still-camera accumulation, viewer/reference.py)."""
         cfg = self.cfg
         cam = self.camera_at() if camera is None else camera
         # render the noisy pair (+ albedo, normal) and, for metrics, the reference of this camera
         pair = self.tracer.render_pair(cam, self.frame)
+        if pair_filter is not None:
+            pair = pair_filter(pair)
         reference, reference_ms = None, 0.0
         if cfg.reference_spp > 0:
             t0 = time.perf_counter()

@@ -386,7 +386,7 @@ class FakeLoop:
         self.resized = []
         self.steps_called = 0
 
-    def step(self, camera=None):
+    def step(self, camera=None, pair_filter=None):
         from n2n_live.live import FrameResult
 
         h, w = self.loaded.height, self.loaded.width
@@ -400,6 +400,8 @@ class FakeLoop:
             albedo=torch.tensor([0.9, 0.1, 0.1]).expand(h, w, 3).clone(),  # red
             normal=torch.tensor([0.0, 0.0, 1.0]).expand(h, w, 3).clone(),  # towards the camera: (0.5, 0.5, 1) shown
             frame=self.frame)
+        if pair_filter is not None:
+            pair = pair_filter(pair)
         self.trainer.submit(pair)
         self.frame += 1
         self.steps_called += 1
@@ -436,7 +438,8 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
 
     win = Window(900, 500, "n2n-live test")
     loop = FakeLoop()
-    args = argparse.Namespace(mode="denoised", split="noisy,denoised", still=True, render_scale=None,
+    args = argparse.Namespace(mode="denoised", split="noisy,denoised", still=True, render_scale=None, size="64x48",
+                              preset="cpu",
                               stats_jsonl=str(tmp_path / "s.jsonl"), screenshot_dir=str(tmp_path), keyframes=None,
                               exit_after_frames=None, screenshot=None, pause_training=False)
     v = Viewer(loop, loop.cfg, args, win)
@@ -561,6 +564,28 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
         assert loop.resized and loop.resized[-1] == (int((700 - pw) * 0.25), 100)
         frames(2)
         assert tuple(v.result.denoised.shape[:2]) == (100, int((700 - pw) * 0.25))
+
+        # 'auto': the size climbs the ladder towards the target frame rate (these frames take ~50 ms against a
+        # 2 s target) and stops at the preset's bound; training goes on across sizes; 'pin' holds the size
+        glfw.set_window_size(win.handle, 900, 500)
+        v.pin_size(64, 48)
+        v.auto_size, v.autosize.target_fps = True, 0.5
+        n_resized, steps = len(loop.resized), loop.trainer.stats["steps"]
+        deadline = time.monotonic() + 60
+        while v.render_size != (256, 192) and time.monotonic() < deadline:
+            frames(1)
+        assert v.render_size == (256, 192), loop.resized
+        from n2n_live.viewer.autosize import LADDER
+
+        grown = [max(s) for s in loop.resized[n_resized:]]  # up the ladder, at most 2 rungs at a time
+        assert all(0 < LADDER.index(b) - LADDER.index(a) <= 2 for a, b in zip([64] + grown, grown)), loop.resized
+        frames(1)  # the size applies from the next live frame
+        assert tuple(v.result.denoised.shape[:2]) == (192, 256)
+        assert loop.trainer.stats["steps"] >= steps  # not reset by the size changes
+        v.autosize.target_fps = 1000.0  # now far too slow: it would shrink, but pinned it stays
+        v.pin_size()
+        frames(12)
+        assert v.render_size == (256, 192) and not v.auto_size
 
         # Esc quits
         assert not v.quit

@@ -23,17 +23,20 @@ import OpenGL.GL as gl
 from imgui_bundle import imgui
 
 from .. import oidn
+from ..config import default_preset_name
 from ..errors import UserError
 from . import stepping
 from .controls import Controls
 from .fly_camera import FlyCamera
 from .gl_display import ImageDisplay
-from .history import FrameHistory
+from .history import FrameHistory, RateMeter
 from .images import FrameImages
 from .keyframes import KeyframeRecorder
 from .modes import MODES, SOURCES, parse_split
 from .panels import Messages, Overlay, SidePanel
-from .reference import ProgressiveReference
+from .autosize import TARGETS, AutoSize
+from .budget import share_cores
+from .reference import StillStreams
 from .screenshot import take_screenshots
 from .window import Window
 
@@ -56,7 +59,8 @@ class Viewer:
         self.display = ImageDisplay()
         self.messages = Messages()
         self.history = FrameHistory(getattr(args, "stats_jsonl", None))
-        self.reference = ProgressiveReference()
+        self.steps_rate = RateMeter()  # training steps per second (Statistics panel)
+        self.reference = StillStreams()  # still camera: the accumulating streams and their disjoint reference
         self.recorder = KeyframeRecorder(frames_per_loop=240)
 
         # display
@@ -82,11 +86,16 @@ class Viewer:
             self.path_source, self.playing = "recorded", True
         self.camera = self.fly.camera()
 
-        # render size
+        # render size: dynamic (the preset's target frame rate) unless --size or --render-scale pins it
+        self.preset = getattr(args, "preset", None) or default_preset_name()
+        self.preset_auto = not getattr(args, "preset", None)  # chosen by the machine (CUDA or not)
         self.render_follow = getattr(args, "render_scale", None) is not None
         self.render_scale = float(getattr(args, "render_scale", None) or 0.5)
         self.render_size = (int(cfg.width), int(cfg.height))
         self._size_wanted, self._size_since = None, 0.0
+        fps, lo, hi = TARGETS.get(self.preset, TARGETS["cpu"])
+        self.autosize = AutoSize(fps, lo, hi, self.render_size)
+        self.auto_size = not self.render_follow and getattr(args, "size", None) is None
 
         # frame state
         self.result = None
@@ -107,6 +116,8 @@ class Viewer:
 
         self.panel = SidePanel()
         self.overlay = Overlay()
+        self.messages.info(f"{self.preset} preset{' (torch sees no CUDA GPU)' if self.preset_auto and self.preset == 'cpu' else ''}"
+                           f", render size {'auto: target ' + format(self.autosize.target_fps, 'g') + ' fps' if self.auto_size else 'pinned'}")
         if not self.loop.trainer.running and not getattr(cfg, "sync", False):
             self.messages.warn("the trainer thread is not running")
         if getattr(args, "pause_training", False):
@@ -185,6 +196,7 @@ class Viewer:
             self.reset_view()
             self.playing = True
             self.reference.reset()
+            self.autosize.hold()  # the new scene's first frame compiles its kernels
             self.rendering = True
             self.messages.info(f"scene {spec!r} loaded")
 
@@ -195,6 +207,21 @@ class Viewer:
         if self.attempt("resize", lambda: (self.loop.resize(w, h), True)[1]):
             self.render_size = (w, h)
             self.reference.reset()
+            self.autosize.hold()  # the first frame at a size may compile kernels (once per distinct size)
+
+    def pin_size(self, w: int | None = None, h: int | None = None) -> None:
+        """Stop the dynamic resolution and render at (w, h) (default: the current size)."""
+        self.auto_size = self.render_follow = False
+        if w is not None and h is not None:
+            self.set_render_size(w, h)
+
+    def _auto_size(self) -> None:
+        """Dynamic resolution: after each live frame, let the controller move the size (not while paced: the
+        frame interval then measures the trainer, not the display)."""
+        if self.auto_size and not self.render_follow and not self.pace:
+            new = self.autosize.update(self.frame_ms)
+            if new is not None:
+                self.set_render_size(*new)
 
     def set_spp(self, spp: int) -> None:
         """Samples per pixel of each noisy image (the reference starts over: its samples had another count)."""
@@ -242,6 +269,8 @@ class Viewer:
             self.waiting_for_training = not stepping.trainer_ready(self)
             if not self.waiting_for_training:
                 stepped = stepping.step(self)
+                if stepped:
+                    self._auto_size()
 
         self.images.upload(self)
         self.panel.draw(self)
@@ -349,7 +378,10 @@ def run(cfg, args) -> int:
     previous_sigint = None
     stopped = True
     try:
+        shared = share_cores(loop)
         viewer = Viewer(loop, cfg, args, window)
+        if shared:
+            viewer.messages.info(shared)
         previous_sigint = _quit_on_sigint(viewer)
         viewer.run()
     finally:
@@ -381,7 +413,7 @@ def run(cfg, args) -> int:
         print(f"n2n-live viewer: {viewer.rendered} frames at {fw}x{fh}{', paced' if viewer.pace else ''}, frame time "
               f"mean {s['mean_ms']:.0f} ms (median {s['median_ms']:.0f} ms; render {_ms(s['render_ms'])}, inference "
               f"{_ms(s['infer_ms'])}; training {_ms(s['train_ms'])} per frame in its thread, "
-              f"{loop.trainer.stats['steps']} steps); closed in {(time.perf_counter() - t_close) * 1000:.0f} ms",
+              f"{loop.trainer.stats['steps']} steps, {_rate(s.get('steps_per_s'))}); closed in {(time.perf_counter() - t_close) * 1000:.0f} ms",
               flush=True)
     limit = int(getattr(args, "exit_after_frames", 0) or 0)
     if limit and viewer.rendered < limit:  # a scripted run whose rendering failed must not look like a success
@@ -423,6 +455,10 @@ def _quit_on_sigint(viewer: Viewer):
 
 def _ms(v) -> str:
     return "n/a" if v is None else f"{v:.0f} ms"
+
+
+def _rate(v) -> str:
+    return "n/a steps/s" if v is None else f"{v:.1f} steps/s"
 
 
 def _loading_frame(window: Window, text: str) -> None:
