@@ -4,8 +4,8 @@ On a CPU the main thread renders (Dr.Jit's LLVM thread pool), denoises (torch) a
 the CPU), while the trainer thread runs U-Net steps (torch). torch's intra-op thread count is per calling thread, so
 the two torch users get separate counts: half of the cores each (at least one), and Dr.Jit keeps all cores (a render
 is a burst that should finish quickly; the trainer only loses the cores for its duration). Without this both torch
-users default to every core and oversubscribe them: the display misses its frame rate and the trainer gets fewer
-steps (docs/benchmarks.md, "Viewer on the CPU preset").
+users default to every core, so on 2 cores 4 torch threads and Dr.Jit's 2 compete for 2 cores (an A/B of both
+settings on the shared 2-core machine is in docs/benchmarks.md; under that load it was within the noise).
 
 Inference runs every live frame: the shown image must be the current view (a moving camera or a converging still
 one); its cost counts in the frame time that the dynamic resolution (autosize.py) holds at the target. On a GPU the
