@@ -400,6 +400,7 @@ class FakeLoop:
             albedo=torch.tensor([0.9, 0.1, 0.1]).expand(h, w, 3).clone(),  # red
             normal=torch.tensor([0.0, 0.0, 1.0]).expand(h, w, 3).clone(),  # towards the camera: (0.5, 0.5, 1) shown
             frame=self.frame)
+        self.fresh_std = float(pair.noisy_a.std())
         if pair_filter is not None:
             pair = pair_filter(pair)
         self.trainer.submit(pair)
@@ -468,6 +469,10 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
         uploads = v.display.uploads
         frames(3)
         assert v.display.uploads == uploads  # same size: textures reused, not reallocated
+        # still camera: the streams accumulate (6 frames: the newest ceil(sqrt(6)) = 3 in the streams, 3 older ones
+        # in the reference) and what is shown and trained on is the accumulated pair
+        assert (v.reference.still_frames, v.reference.stream_spp, v.reference.images) == (6, 24, 6)
+        assert v.result.pair.noisy_a.std() < 0.8 * loop.fresh_std
 
         pictures = {}
         for i, mode in enumerate(MODES[:4]):
