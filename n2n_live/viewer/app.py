@@ -113,6 +113,7 @@ class Viewer:
         self.last_render_t = None
         self.ui_ms = None  # duration of the last UI frame
         self._last_ui_t = time.perf_counter()
+        self._last_frame_start = None  # when the last live frame's UI frame began (frame-rate cap)
 
         self.panel = SidePanel()
         self.overlay = Overlay()
@@ -215,13 +216,23 @@ class Viewer:
         if w is not None and h is not None:
             self.set_render_size(w, h)
 
-    def _auto_size(self) -> None:
-        """Dynamic resolution: after each live frame, let the controller move the size (not while paced: the
-        frame interval then measures the trainer, not the display)."""
-        if self.auto_size and not self.render_follow and not self.pace:
-            new = self.autosize.update(self.frame_ms)
+    @property
+    def auto(self) -> bool:
+        return self.auto_size and not self.render_follow
+
+    def _auto_size(self, work_ms: float) -> None:
+        """Dynamic resolution: after each live frame, let the controller move the size from the frame's own work
+        (live frame + UI; not the interval, which the frame-rate cap stretches); not while paced (the trainer then
+        sets the pace)."""
+        if self.auto and not self.pace:
+            new = self.autosize.update(work_ms)
             if new is not None:
                 self.set_render_size(*new)
+
+    def _frame_due(self, now: float) -> bool:
+        """Auto size renders at most at the target frame rate: a faster display would only take the CPU (or GPU)
+        from the trainer. Pinned sizes render as fast as they can."""
+        return not self.auto or self._last_frame_start is None or now >= self._last_frame_start + 1.0 / self.autosize.target_fps
 
     def set_spp(self, spp: int) -> None:
         """Samples per pixel of each noisy image (the reference starts over: its samples had another count)."""
@@ -267,10 +278,10 @@ class Viewer:
         stepped = self.waiting_for_training = False
         if render and self.rendering and not typing:
             self.waiting_for_training = not stepping.trainer_ready(self)
-            if not self.waiting_for_training:
+            if not self.waiting_for_training and self._frame_due(t0):
                 stepped = stepping.step(self)
                 if stepped:
-                    self._auto_size()
+                    self._last_frame_start = t0
 
         self.images.upload(self)
         self.panel.draw(self)
@@ -292,6 +303,8 @@ class Viewer:
         self.ui_ms = (now - self._last_ui_t) * 1000.0
         self._last_ui_t = now
         self.history.add(stepping.stats_row(self, stepped), rendered=stepped)
+        if stepped:
+            self._auto_size((now - t0) * 1000.0)
         if not stepped:
             self._idle(t0)
 
@@ -301,6 +314,8 @@ class Viewer:
         if elapsed < MIN_FRAME_S:
             time.sleep(MIN_FRAME_S - elapsed)
         events, deadline = self.window.events, t0 + IDLE_FRAME_S
+        if self.auto and self._last_frame_start is not None:  # the frame-rate cap: wake when the next frame is due
+            deadline = min(deadline, self._last_frame_start + 1.0 / self.autosize.target_fps)
         while not self.quit and self.window.events == events:
             left = deadline - time.perf_counter()
             if left <= 0 or (self.waiting_for_training and stepping.trainer_ready(self)):
