@@ -1,11 +1,13 @@
 """Sharing a CPU between the display and the trainer: thread counts for Dr.Jit and torch.
 
 On a CPU the main thread renders (Dr.Jit's LLVM thread pool), denoises (torch) and draws (Mesa llvmpipe also uses
-the CPU), while the trainer thread runs U-Net steps (torch). torch's intra-op thread count is per calling thread, so
-the two torch users get separate counts: half of the cores each (at least one), and Dr.Jit keeps all cores (a render
-is a burst that should finish quickly; the trainer only loses the cores for its duration). Without this both torch
-users default to every core, so on 2 cores 4 torch threads and Dr.Jit's 2 compete for 2 cores (an A/B of both
-settings on the shared 2-core machine is in docs/benchmarks.md; under that load it was within the noise).
+the CPU), while the trainer thread runs U-Net steps (torch). torch's intra-op thread count is per calling thread:
+the display keeps every core for its short bursts (render, then inference: the frame rate is the target), and the
+trainer, which runs all the time, gets all cores but one (at least one), so that it never takes the display's last
+core and a frame's inference is not stretched by the trainer's threads. Dr.Jit keeps all cores.
+On a CPU shared with other jobs a process's share follows its number of runnable threads, so fewer threads is
+not free there: measured under load 19-21, one torch thread for the display as well made a Ctrl-C (which waits for
+the frame in flight) take 4.3-4.6 s against 2.0-3.8 s with torch's default (docs/benchmarks.md).
 
 Inference runs every live frame: the shown image must be the current view (a moving camera or a converging still
 one); its cost counts in the frame time that the dynamic resolution (autosize.py) holds at the target. On a GPU the
@@ -30,9 +32,8 @@ def share_cores(loop) -> str | None:
     if getattr(getattr(loop, "device", None), "type", "cpu") != "cpu":
         return None
     n = cores()
-    display = max(1, n // 2)
-    train = max(1, n - display)
-    torch.set_num_threads(display)  # this (main) thread: inference
+    display = torch.get_num_threads()  # this (main) thread: render bursts and inference keep torch's default
+    train = max(1, n - 1)
     for t in getattr(loop, "trainers", [loop.trainer]):
         if hasattr(t, "set_threads") and t.running:  # (sync mode: the trainer steps in this thread)
             t.set_threads(train)
