@@ -4,10 +4,10 @@ On a CPU the main thread renders (Dr.Jit's LLVM thread pool), denoises (torch) a
 the CPU), while the trainer thread runs U-Net steps (torch). torch's intra-op thread count is per calling thread:
 the display keeps every core for its short bursts (render, then inference: the frame rate is the target), and the
 trainer, which runs all the time, gets all cores but one (at least one), so that it never takes the display's last
-core and a frame's inference is not stretched by the trainer's threads. Dr.Jit keeps all cores.
+core. Dr.Jit keeps all cores.
 On a CPU shared with other jobs a process's share follows its number of runnable threads, so fewer threads is
-not free there: measured under load 19-21, one torch thread for the display as well made a Ctrl-C (which waits for
-the frame in flight) take 4.3-4.6 s against 2.0-3.8 s with torch's default (docs/benchmarks.md).
+not free there: one torch thread for the display as well (tried first) made the frame in flight slower
+(docs/benchmarks.md, "Torch thread split").
 
 Inference runs every live frame: the shown image must be the current view (a moving camera or a converging still
 one); its cost counts in the frame time that the dynamic resolution (autosize.py) holds at the target. On a GPU the
