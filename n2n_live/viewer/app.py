@@ -26,6 +26,8 @@ from .. import oidn
 from ..config import default_preset_name
 from ..errors import UserError
 from . import stepping
+from .autosize import TARGETS, AutoSize
+from .budget import share_cores
 from .controls import Controls
 from .fly_camera import FlyCamera
 from .gl_display import ImageDisplay
@@ -34,8 +36,6 @@ from .images import FrameImages
 from .keyframes import KeyframeRecorder
 from .modes import MODES, SOURCES, parse_split
 from .panels import Messages, Overlay, SidePanel
-from .autosize import TARGETS, AutoSize
-from .budget import share_cores
 from .reference import StillStreams
 from .screenshot import take_screenshots
 from .window import Window
