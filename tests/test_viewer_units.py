@@ -256,17 +256,23 @@ def test_rate_meter_and_trainer_threads():
     m.add(11.0, 0)  # the network was reset: the counter starts over, so does the rate
     assert m.rate() is None
 
-    # torch's thread count is per thread: the trainer thread gets its own, the caller keeps its own
+    # torch's thread count is per thread: the viewer gives the trainer thread all cores but one, the display
+    # (this thread) keeps its own
+    from types import SimpleNamespace
+
+    from n2n_live.viewer.budget import cores, share_cores
+
     main = torch.get_num_threads()
     tr = OnlineTrainer(UNet(), LiveConfig(width=32, height=32, crop=32), "cpu").start()
     try:
         seen = []
-        tr.set_threads(1)
+        assert share_cores(SimpleNamespace(device=torch.device("cpu"), trainer=tr, trainers=[tr]))
         tr._request(lambda: seen.append(torch.get_num_threads()))
         deadline = time.monotonic() + 30
         while not seen and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert seen == [1]
+        assert seen == [max(1, cores() - 1)]
+        assert torch.get_num_threads() == main
     finally:
         tr.stop(5.0)
-    torch.set_num_threads(main)
+        torch.set_num_threads(main)
