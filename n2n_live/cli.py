@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         "a path tracer renders a fly-through.")
     p.add_argument("--headless", action="store_true", help="no window: run the fly-through and write results")
     p.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration (default: gpu with CUDA, "
-                   "else cpu for --headless; the viewer starts from LiveConfig's defaults)")
+                   "else cpu; the viewer then adapts the render size to the preset's target frame rate)")
     p.add_argument("--scene", help="bundled scene name or Mitsuba 3 XML file (default cornell-box)")
     p.add_argument("--frames", type=int, help="frames of the headless fly-through")
     p.add_argument("--size", help="frame size S or WxH")
@@ -100,9 +100,14 @@ FLAG_FIELDS = ("scene", "frames", "spp", "iters_per_frame", "crop", "lr", "devic
 
 
 def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:
-    """A preset (explicit, or by device for headless runs), then every flag that was given."""
-    name = args.preset or (default_preset_name() if headless else None)
-    cfg = preset(name) if name else LiveConfig()
+    """A preset (explicit, or the one that fits the machine: gpu with CUDA, else cpu), then every flag that was given.
+
+    The viewer takes the preset without its per-frame rendered reference and baselines (they cost more than the
+    frame itself; the viewer measures against its still camera's progressive reference instead): flags still
+    turn them on."""
+    cfg = preset(args.preset or default_preset_name())
+    if not headless:
+        cfg = dataclasses.replace(cfg, reference_spp=0, compare=())
     changes = {f: getattr(args, f) for f in FLAG_FIELDS if getattr(args, f, None) is not None}
     if args.size:
         changes["width"], changes["height"] = parse_size(args.size)

@@ -116,12 +116,16 @@ class LiveLoop:
         return self.loaded.path.at(f - self._path_start)
 
     # ------------------------------------------------------------------ one frame
-    def step(self, camera=None, evaluate: bool | None = None) -> FrameResult:
-        """One frame. `evaluate` forces (True) or skips (False) the reference; None follows cfg.eval_every."""
+    def step(self, camera=None, evaluate: bool | None = None, pair_filter=None) -> FrameResult:
+        """One frame. `evaluate` forces (True) or skips (False) the reference; None follows cfg.eval_every.
+        `pair_filter(pair) -> pair`, when given, sits between rendering and training: whatever it returns is
+        trained on, denoised and returned (the viewer's still-camera accumulation, viewer/reference.py)."""
         cfg = self.cfg
         cam = self.camera_at() if camera is None else camera
         # render the noisy pair (+ albedo, normal); the clean-target network's per-frame target
         pair = self.tracer.render_pair(cam, self.frame)
+        if pair_filter is not None:
+            pair = pair_filter(pair)
         target, clean_target_ms = None, 0.0
         if self.clean_trainer is not None:
             t0 = time.perf_counter()

@@ -210,6 +210,11 @@ class OnlineTrainer:
         self._lr = float(lr)
         self._request(lambda: self._step.set_lr(self._lr))
 
+    def set_threads(self, n: int) -> None:
+        """torch's intra-op threads for this trainer's steps (torch.set_num_threads is per thread): applied by the
+        trainer thread between two steps, so that a viewer can share the cores between display and training."""
+        self._request(lambda: torch.set_num_threads(max(1, int(n))))
+
     def reset(self) -> None:
         """A freshly initialised network and optimiser (applied between two steps); publishes a new version."""
         self._request(self._apply_reset)

@@ -214,6 +214,34 @@ def test_no_kernel_recompilation_after_the_first_camera_move(tracer, loaded):
     assert not compiled, f"{len(compiled)} of {len(jit)} kernels were compiled again after a camera move"
 
 
+def test_a_render_size_compiles_once(tracer, loaded):
+    """The viewer's dynamic resolution moves between a few sizes: a size seen before must come from Dr.Jit's kernel
+    cache (each new film size compiles the path tracer's kernels once: ~1.4 s on 2 busy cores)."""
+    import drjit as dr
+
+    start = (tracer.width, tracer.height)
+    sizes = [(40, 32), start, (40, 32), start, (40, 32)]
+    compiled = []
+    dr.set_flag(dr.JitFlag.KernelHistory, True)
+    try:
+        for i, size in enumerate(sizes):
+            dr.kernel_history()
+            tracer.resize(*size)
+            pair = tracer.render_pair(loaded.path.at(300 + i), 300 + i)
+            assert tuple(pair.noisy_a.shape[:2]) == (size[1], size[0])
+            jit = [k for k in dr.kernel_history() if k["type"] == dr.KernelType.JIT]
+            # compiled now, or loaded from Dr.Jit's disk cache (a size this machine rendered before): either way not
+            # yet in this process's kernel cache
+            compiled.append(sum(not k.get("cache_hit", True) or k.get("cache_disk", False) for k in jit))
+    finally:
+        dr.set_flag(dr.JitFlag.KernelHistory, False)
+        tracer.resize(*start)
+    if not any(compiled):
+        pytest.skip("no kernel history (scalar variant)")
+    assert compiled[0] > 0  # a new size needs new kernels (else this test would prove nothing)
+    assert compiled[2:] == [0, 0, 0], compiled  # every size once seen: no compilation at all
+
+
 def test_reference_is_chunked_and_cached(tracer, loaded):
     cam = loaded.path.at(77)
     t0 = time.perf_counter()

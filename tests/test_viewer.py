@@ -386,7 +386,7 @@ class FakeLoop:
         self.resized = []
         self.steps_called = 0
 
-    def step(self, camera=None):
+    def step(self, camera=None, pair_filter=None):
         from n2n_live.live import FrameResult
 
         h, w = self.loaded.height, self.loaded.width
@@ -400,6 +400,9 @@ class FakeLoop:
             albedo=torch.tensor([0.9, 0.1, 0.1]).expand(h, w, 3).clone(),  # red
             normal=torch.tensor([0.0, 0.0, 1.0]).expand(h, w, 3).clone(),  # towards the camera: (0.5, 0.5, 1) shown
             frame=self.frame)
+        self.fresh_std = float(pair.noisy_a.std())
+        if pair_filter is not None:
+            pair = pair_filter(pair)
         self.trainer.submit(pair)
         self.frame += 1
         self.steps_called += 1
@@ -436,7 +439,8 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
 
     win = Window(900, 500, "n2n-live test")
     loop = FakeLoop()
-    args = argparse.Namespace(mode="denoised", split="noisy,denoised", still=True, render_scale=None,
+    args = argparse.Namespace(mode="denoised", split="noisy,denoised", still=True, render_scale=None, size="64x48",
+                              preset="cpu",
                               stats_jsonl=str(tmp_path / "s.jsonl"), screenshot_dir=str(tmp_path), keyframes=None,
                               exit_after_frames=None, screenshot=None, pause_training=False)
     v = Viewer(loop, loop.cfg, args, win)
@@ -465,6 +469,10 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
         uploads = v.display.uploads
         frames(3)
         assert v.display.uploads == uploads  # same size: textures reused, not reallocated
+        # still camera: the streams accumulate (6 frames: the newest ceil(sqrt(6)) = 3 in the streams, 3 older ones
+        # in the reference) and what is shown and trained on is the accumulated pair
+        assert (v.reference.still_frames, v.reference.stream_spp, v.reference.images) == (6, 24, 6)
+        assert v.result.pair.noisy_a.std() < 0.8 * loop.fresh_std
 
         pictures = {}
         for i, mode in enumerate(MODES[:4]):
@@ -561,6 +569,35 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
         assert loop.resized and loop.resized[-1] == (int((700 - pw) * 0.25), 100)
         frames(2)
         assert tuple(v.result.denoised.shape[:2]) == (100, int((700 - pw) * 0.25))
+
+        # 'auto': the size climbs the ladder towards the target frame rate (these frames take ~50 ms against a
+        # 2 s target) and stops at the preset's bound; training goes on across sizes; 'pin' holds the size
+        # the frame rate is capped at the target: the CPU a faster display would take goes to the trainer
+        glfw.set_window_size(win.handle, 900, 500)
+        v.pin_size(64, 48)
+        v.auto_size, v.autosize.target_fps = True, 4.0
+        v.autosize.settle, v.autosize.window = 1, 2  # decide after few frames (the logic is tested in the units)
+        n_resized, steps, rendered, t0 = len(loop.resized), loop.trainer.stats["steps"], v.rendered, time.monotonic()
+        while v.render_size != (256, 192) and time.monotonic() < t0 + 90:
+            frames(1)
+        assert v.render_size == (256, 192), loop.resized
+        n = v.rendered - rendered
+        assert n >= 6 and (n - 1) / (time.monotonic() - t0) <= 4.0  # frames start >= 1/4 s apart
+        from n2n_live.viewer.autosize import LADDER
+
+        moves = loop.resized[n_resized:]  # along the ladder, the aspect kept, at most 2 rungs at a time
+        assert all(s[0] in LADDER and abs(s[1] - 0.75 * s[0]) <= 4 for s in moves), moves
+        rungs = [LADDER.index(s[0]) for s in [(64, 48)] + moves]
+        assert all(0 < abs(b - a) <= 2 for a, b in zip(rungs, rungs[1:])), moves
+        n = v.rendered
+        while v.rendered == n and time.monotonic() < t0 + 120:  # the size applies from the next live frame
+            frames(1)
+        assert tuple(v.result.denoised.shape[:2]) == (192, 256)
+        assert loop.trainer.stats["steps"] >= steps  # not reset by the size changes
+        v.autosize.target_fps = 1000.0  # now far too slow: it would shrink, but pinned it stays
+        v.pin_size()
+        frames(12)
+        assert v.render_size == (256, 192) and not v.auto_size
 
         # Esc quits
         assert not v.quit

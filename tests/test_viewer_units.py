@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 
 import numpy as np
 import pytest
@@ -143,3 +144,135 @@ def test_without_a_display_n2n_live_says_so_in_one_line_and_runs_headless(monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no display" in err[0] and "headless" in err[0], err
     assert len(ran) == 1 and ran[0].frames == 2 and (ran[0].width, ran[0].height) == (32, 32)
+
+
+# ---------------------------------------------------------------------------------------------- issue 12
+def test_viewer_starts_from_the_preset_that_fits_the_machine_and_flags_override(monkeypatch):
+    import n2n_live.cli as cli
+    import n2n_live.config as config
+
+    for cuda, name in ((False, "cpu"), (True, "gpu")):
+        monkeypatch.setattr(config.torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        cfg = cli.build_config(cli.build_parser().parse_args([]), headless=False)
+        p = config.PRESETS[name]
+        assert (cfg.width, cfg.height, cfg.crop, cfg.lr) == (p.width, p.height, p.crop, p.lr)
+        assert cfg.reference_spp == 0 and cfg.compare == ()  # the viewer measures against its progressive reference
+        assert not cfg.pace  # the display never waits for training
+        headless = cli.build_config(cli.build_parser().parse_args([]), headless=True)
+        assert headless.reference_spp == p.reference_spp  # the headless run keeps the preset's reference
+    monkeypatch.setattr(config.torch.cuda, "is_available", lambda: False)
+    cfg = cli.build_config(cli.build_parser().parse_args(
+        ["--size", "96x64", "--reference-spp", "32", "--lr", "2e-3"]), headless=False)
+    assert (cfg.width, cfg.height, cfg.reference_spp, cfg.lr) == (96, 64, 32, 2e-3)
+
+
+def test_autosize_settles_on_the_size_that_holds_the_target_and_compiles_few_sizes():
+    from n2n_live.viewer.autosize import LADDER, AutoSize
+
+    def machine(us_per_pixel: float, fixed_ms: float = 40.0):
+        """Frame time of a size: a fixed UI cost plus a cost per pixel, +-10 % noise."""
+        rng = np.random.default_rng(0)
+        return lambda size: (fixed_ms + us_per_pixel * size[0] * size[1] / 1000.0) * rng.uniform(0.9, 1.1)
+
+    # 3 fps wanted; this machine needs 10 us per pixel: 160x120 (~232 ms) holds it, 192x144 (~316 ms) is too close
+    a = AutoSize(3.0, 64, 256, (128, 96))
+    frame = machine(10.0)
+    size, sizes, compile_frames = a.size, [a.size], 0
+    for i in range(300):
+        ms = frame(size)
+        if compile_frames:  # the first frame at a new size compiles kernels: seconds, must not count
+            ms, compile_frames = ms + 1500.0, compile_frames - 1
+        new = a.update(ms)
+        if new is not None:
+            assert max(new) in LADDER and abs(new[1] - 0.75 * new[0]) <= 4 and new[1] % 8 == 0  # ladder, aspect
+            size, compile_frames = new, 1
+            sizes.append(new)
+    assert size == (160, 120), sizes
+    assert len(set(sizes)) <= 3 and len(sizes) <= 4, sizes  # it settles: few sizes, few compilations
+    assert a.sizes_used <= set(sizes)
+    # bounds: a slow machine stops at the smallest size, a fast one at the largest
+    for us, want in ((500.0, (64, 48)), (0.01, (256, 192))):
+        a, frame = AutoSize(3.0, 64, 256, (128, 96)), machine(us)
+        size = a.size
+        for _ in range(100):
+            size = a.update(frame(size)) or size
+        assert size == want
+    # a frame time within the hysteresis band moves nothing; None (no live frame) is ignored
+    a = AutoSize(3.0, 64, 256, (128, 128))
+    assert all(a.update(v) is None for v in [None] + [350.0] * 50)
+
+
+def test_still_streams_accumulate_each_stream_alone_and_measure_against_disjoint_samples():
+    from types import SimpleNamespace
+
+    from n2n_live.viewer.reference import StillStreams, window_frames
+
+    assert [window_frames(n, 64) for n in (1, 2, 4, 5, 9, 10, 25, 26)] == [1, 2, 2, 3, 3, 4, 5, 6]
+    assert window_frames(10_000, 64) == 64
+    torch.manual_seed(0)
+    clean = torch.rand(16, 16, 3) + 0.2
+    noisy = lambda: clean * torch.distributions.Exponential(1.0).sample(clean.shape)  # noqa: E731
+    s = StillStreams()
+    frames = []
+    for n in range(1, 41):
+        assert s.follow("still camera") == (n == 1)
+        a, b = noisy(), noisy()
+        frames.append((a, b))
+        pair = SimpleNamespace(noisy_a=a, noisy_b=b, albedo=None, normal=None, frame=n)
+        out = s.add(pair, spp=8)
+        w = window_frames(n, 64)
+        assert s.window == w and s.stream_spp == 8 * w and s.still_frames == n
+        # each stream is the mean of its own newest w images: A never sees B's samples, nor B A's
+        assert torch.allclose(out.noisy_a, torch.stack([f[0] for f in frames[-w:]]).mean(0), atol=1e-5)
+        assert torch.allclose(out.noisy_b, torch.stack([f[1] for f in frames[-w:]]).mean(0), atol=1e-5)
+        assert pair.noisy_a is a  # the fresh pair itself is left alone
+        # the reference holds exactly the older frames, both images
+        old = [img for f in frames[:-w] for img in f]
+        assert s.images == len(old) and s.spp == 8 * len(old)
+        if old:
+            assert torch.allclose(s.mean, torch.stack(old).mean(0), atol=1e-5)
+        avg = 0.5 * (out.noisy_a + out.noisy_b)
+        p_in, p_den = s.measure(avg, clean)
+        ready = len(old) >= 4 * 2 * w  # the reference has at least 4x the samples of the pair average
+        assert (p_in is not None) == ready, (n, len(old), w)
+        if ready:
+            assert p_den > p_in  # the clean image is closer to the reference than the noisy input
+    assert p_in is not None  # reached within 40 still frames (from frame 25)
+    assert psnr_hdr(out.noisy_a, clean) > psnr_hdr(frames[-1][0], clean) + 3  # the stream converges
+    assert s.follow("moved") and s.window == 0 and s.mean is None and s.still_frames == 0  # a move starts over
+
+
+def test_rate_meter_and_trainer_threads():
+    from n2n_live.config import LiveConfig
+    from n2n_live.network import UNet
+    from n2n_live.trainer import OnlineTrainer
+    from n2n_live.viewer.history import RateMeter
+
+    m = RateMeter(span_s=5.0)
+    assert m.rate() is None
+    for i in range(11):
+        m.add(float(i), 4 * i)  # 4 steps per second
+    assert m.rate() == pytest.approx(4.0)
+    m.add(11.0, 0)  # the network was reset: the counter starts over, so does the rate
+    assert m.rate() is None
+
+    # torch's thread count is per thread: the viewer gives the trainer thread all cores but one, the display
+    # (this thread) keeps its own
+    from types import SimpleNamespace
+
+    from n2n_live.viewer.budget import cores, share_cores
+
+    main = torch.get_num_threads()
+    tr = OnlineTrainer(UNet(), LiveConfig(width=32, height=32, crop=32), "cpu").start()
+    try:
+        seen = []
+        assert share_cores(SimpleNamespace(device=torch.device("cpu"), trainer=tr, trainers=[tr]))
+        tr._request(lambda: seen.append(torch.get_num_threads()))
+        deadline = time.monotonic() + 30
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen == [max(1, cores() - 1)]
+        assert torch.get_num_threads() == main
+    finally:
+        tr.stop(5.0)
+        torch.set_num_threads(main)

@@ -23,17 +23,20 @@ import OpenGL.GL as gl
 from imgui_bundle import imgui
 
 from .. import oidn
+from ..config import default_preset_name
 from ..errors import UserError
 from . import stepping
+from .autosize import TARGETS, AutoSize
+from .budget import share_cores
 from .controls import Controls
 from .fly_camera import FlyCamera
 from .gl_display import ImageDisplay
-from .history import FrameHistory
+from .history import FrameHistory, RateMeter
 from .images import FrameImages
 from .keyframes import KeyframeRecorder
 from .modes import MODES, SOURCES, parse_split
 from .panels import Messages, Overlay, SidePanel
-from .reference import ProgressiveReference
+from .reference import StillStreams
 from .screenshot import take_screenshots
 from .window import Window
 
@@ -56,7 +59,8 @@ class Viewer:
         self.display = ImageDisplay()
         self.messages = Messages()
         self.history = FrameHistory(getattr(args, "stats_jsonl", None))
-        self.reference = ProgressiveReference()
+        self.steps_rate = RateMeter()  # training steps per second (Statistics panel)
+        self.reference = StillStreams()  # still camera: the accumulating streams and their disjoint reference
         self.recorder = KeyframeRecorder(frames_per_loop=240)
 
         # display
@@ -82,11 +86,16 @@ class Viewer:
             self.path_source, self.playing = "recorded", True
         self.camera = self.fly.camera()
 
-        # render size
+        # render size: dynamic (the preset's target frame rate) unless --size or --render-scale pins it
+        self.preset = getattr(args, "preset", None) or default_preset_name()
+        self.preset_auto = not getattr(args, "preset", None)  # chosen by the machine (CUDA or not)
         self.render_follow = getattr(args, "render_scale", None) is not None
         self.render_scale = float(getattr(args, "render_scale", None) or 0.5)
         self.render_size = (int(cfg.width), int(cfg.height))
         self._size_wanted, self._size_since = None, 0.0
+        fps, lo, hi = TARGETS.get(self.preset, TARGETS["cpu"])
+        self.autosize = AutoSize(fps, lo, hi, self.render_size)
+        self.auto_size = not self.render_follow and getattr(args, "size", None) is None
 
         # frame state
         self.result = None
@@ -104,9 +113,12 @@ class Viewer:
         self.last_render_t = None
         self.ui_ms = None  # duration of the last UI frame
         self._last_ui_t = time.perf_counter()
+        self._last_frame_start = None  # when the last live frame's UI frame began (frame-rate cap)
 
         self.panel = SidePanel()
         self.overlay = Overlay()
+        self.messages.info(f"{self.preset} preset{' (torch sees no CUDA GPU)' if self.preset_auto and self.preset == 'cpu' else ''}"
+                           f", render size {'auto: target ' + format(self.autosize.target_fps, 'g') + ' fps' if self.auto_size else 'pinned'}")
         if not self.loop.trainer.running and not getattr(cfg, "sync", False):
             self.messages.warn("the trainer thread is not running")
         if getattr(args, "pause_training", False):
@@ -185,6 +197,7 @@ class Viewer:
             self.reset_view()
             self.playing = True
             self.reference.reset()
+            self.autosize.hold()  # the new scene's first frame compiles its kernels
             self.rendering = True
             self.messages.info(f"scene {spec!r} loaded")
 
@@ -195,6 +208,31 @@ class Viewer:
         if self.attempt("resize", lambda: (self.loop.resize(w, h), True)[1]):
             self.render_size = (w, h)
             self.reference.reset()
+            self.autosize.hold()  # the first frame at a size may compile kernels (once per distinct size)
+
+    def pin_size(self, w: int | None = None, h: int | None = None) -> None:
+        """Stop the dynamic resolution and render at (w, h) (default: the current size)."""
+        self.auto_size = self.render_follow = False
+        if w is not None and h is not None:
+            self.set_render_size(w, h)
+
+    @property
+    def auto(self) -> bool:
+        return self.auto_size and not self.render_follow
+
+    def _auto_size(self, work_ms: float) -> None:
+        """Dynamic resolution: after each live frame, let the controller move the size from the frame's own work
+        (live frame + UI; not the interval, which the frame-rate cap stretches); not while paced (the trainer then
+        sets the pace)."""
+        if self.auto and not self.pace:
+            new = self.autosize.update(work_ms)
+            if new is not None:
+                self.set_render_size(*new)
+
+    def _frame_due(self, now: float) -> bool:
+        """Auto size renders at most at the target frame rate: a faster display would only take the CPU (or GPU)
+        from the trainer. Pinned sizes render as fast as they can."""
+        return not self.auto or self._last_frame_start is None or now >= self._last_frame_start + 1.0 / self.autosize.target_fps
 
     def set_spp(self, spp: int) -> None:
         """Samples per pixel of each noisy image (the reference starts over: its samples had another count)."""
@@ -240,8 +278,10 @@ class Viewer:
         stepped = self.waiting_for_training = False
         if render and self.rendering and not typing:
             self.waiting_for_training = not stepping.trainer_ready(self)
-            if not self.waiting_for_training:
+            if not self.waiting_for_training and self._frame_due(t0):
                 stepped = stepping.step(self)
+                if stepped:
+                    self._last_frame_start = t0
 
         self.images.upload(self)
         self.panel.draw(self)
@@ -263,6 +303,8 @@ class Viewer:
         self.ui_ms = (now - self._last_ui_t) * 1000.0
         self._last_ui_t = now
         self.history.add(stepping.stats_row(self, stepped), rendered=stepped)
+        if stepped:
+            self._auto_size((now - t0) * 1000.0)
         if not stepped:
             self._idle(t0)
 
@@ -272,6 +314,8 @@ class Viewer:
         if elapsed < MIN_FRAME_S:
             time.sleep(MIN_FRAME_S - elapsed)
         events, deadline = self.window.events, t0 + IDLE_FRAME_S
+        if self.auto and self._last_frame_start is not None:  # the frame-rate cap: wake when the next frame is due
+            deadline = min(deadline, self._last_frame_start + 1.0 / self.autosize.target_fps)
         while not self.quit and self.window.events == events:
             left = deadline - time.perf_counter()
             if left <= 0 or (self.waiting_for_training and stepping.trainer_ready(self)):
@@ -349,7 +393,10 @@ def run(cfg, args) -> int:
     previous_sigint = None
     stopped = True
     try:
+        shared = share_cores(loop)
         viewer = Viewer(loop, cfg, args, window)
+        if shared:
+            viewer.messages.info(shared)
         previous_sigint = _quit_on_sigint(viewer)
         viewer.run()
     finally:
@@ -381,7 +428,7 @@ def run(cfg, args) -> int:
         print(f"n2n-live viewer: {viewer.rendered} frames at {fw}x{fh}{', paced' if viewer.pace else ''}, frame time "
               f"mean {s['mean_ms']:.0f} ms (median {s['median_ms']:.0f} ms; render {_ms(s['render_ms'])}, inference "
               f"{_ms(s['infer_ms'])}; training {_ms(s['train_ms'])} per frame in its thread, "
-              f"{loop.trainer.stats['steps']} steps); closed in {(time.perf_counter() - t_close) * 1000:.0f} ms",
+              f"{loop.trainer.stats['steps']} steps, {_rate(s.get('steps_per_s'))}); closed in {(time.perf_counter() - t_close) * 1000:.0f} ms",
               flush=True)
     limit = int(getattr(args, "exit_after_frames", 0) or 0)
     if limit and viewer.rendered < limit:  # a scripted run whose rendering failed must not look like a success
@@ -423,6 +470,10 @@ def _quit_on_sigint(viewer: Viewer):
 
 def _ms(v) -> str:
     return "n/a" if v is None else f"{v:.0f} ms"
+
+
+def _rate(v) -> str:
+    return "n/a steps/s" if v is None else f"{v:.1f} steps/s"
 
 
 def _loading_frame(window: Window, text: str) -> None:

@@ -58,9 +58,36 @@ class FrameHistory:
         for k in keys:
             vals = [r[k] for r in rows if r.get(k) is not None]
             out[k] = statistics.median(vals) if vals else None
+        # training steps per second over the same frames (the trainer runs in its own thread, at its own pace)
+        timed = [r for r in rows if r.get("t") is not None and r.get("train_steps") is not None]
+        out["steps_per_s"] = None
+        if len(timed) >= 2 and timed[-1]["t"] > timed[0]["t"] and timed[-1]["train_steps"] >= timed[0]["train_steps"]:
+            out["steps_per_s"] = (timed[-1]["train_steps"] - timed[0]["train_steps"]) / (timed[-1]["t"] - timed[0]["t"])
         return out
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+class RateMeter:
+    """Events per second of a growing counter (the trainer's step count) over the last `span_s` seconds."""
+
+    def __init__(self, span_s: float = 5.0):
+        self.span_s = float(span_s)
+        self._points: deque[tuple[float, int]] = deque()
+
+    def add(self, t: float, count: int) -> None:
+        if self._points and count < self._points[-1][1]:  # the counter restarted (network reset): so does the rate
+            self._points.clear()
+        self._points.append((float(t), int(count)))
+        while len(self._points) > 2 and t - self._points[1][0] >= self.span_s:
+            self._points.popleft()
+
+    def rate(self) -> float | None:
+        """Per second over the kept span; None until two points at least 0.5 s apart exist."""
+        if len(self._points) < 2:
+            return None
+        (t0, c0), (t1, c1) = self._points[0], self._points[-1]
+        return (c1 - c0) / (t1 - t0) if t1 - t0 >= 0.5 else None

@@ -82,7 +82,8 @@ class StatsPanel:
                    f"inference {_fmt(getattr(r, 'infer_ms', None), ' ms', 0)}   "
                    f"train {_fmt(st.get('train_ms'), ' ms', 0)}")
         state = "paused" if tr.paused else "running"
-        imgui.text(f"training {state}: {st.get('steps', 0)} steps, loss {_fmt(st.get('last_loss'), '', 4)}")
+        imgui.text(f"training {state}: {st.get('steps', 0)} steps ({_fmt(v.steps_rate.rate(), '/s')}), "
+                   f"loss {_fmt(st.get('last_loss'), '', 4)}")
         if st.get("skipped"):
             imgui.same_line()
             imgui.text_colored(YELLOW, f"({st['skipped']} skipped)")
@@ -101,7 +102,7 @@ class StatsPanel:
         if implot.begin_plot("##psnr", imgui.ImVec2(avail, 120), flags):
             implot.setup_axes("frame", "PSNR (dB)", implot.AxisFlags_.auto_fit, implot.AxisFlags_.auto_fit)
             implot.setup_legend(implot.Location_.south_east)
-            for key, label in (("psnr_input_ref", "input"), ("psnr_denoised_ref", "denoised"),
+            for key, label in (("psnr_input_ref", "input (pair)"), ("psnr_denoised_ref", "denoised"),
                                ("psnr_input", "input (ref render)"), ("psnr_denoised", "denoised (ref render)")):
                 xs, ys = v.history.series(key)
                 if len(xs):
@@ -240,19 +241,23 @@ class TrainingPanel:
 class ReferencePanel:
     def draw(self, v) -> None:
         ref = v.reference
+        imgui.text(f"still for {ref.still_frames} frames: streams A, B {ref.stream_spp} spp each")
         if ref.spp:
             imgui.text(f"progressive reference: {ref.spp} spp ({ref.images} images)")
         else:
             imgui.text("progressive reference: none")
         pin, pden = v.psnr_ref
         imgui.text(f"PSNR input {_fmt(pin, ' dB', 2)}   denoised {_fmt(pden, ' dB', 2)}")
+        if ref.spp and pin is None:
+            imgui.text_colored(GREY, f"(PSNR once the reference has {ref.min_ratio:.0f}x the input's samples)")
         r = v.result
         if r is not None and getattr(r, "psnr_input", None) is not None:
             imgui.text(f"vs rendered reference: input {_fmt(r.psnr_input, ' dB', 2)}, "
                        f"denoised {_fmt(getattr(r, 'psnr_denoised', None), ' dB', 2)}")
             if getattr(r, "psnr_oidn", None) is not None:
                 imgui.text(f"OIDN {_fmt(r.psnr_oidn, ' dB', 2)}")
-        imgui.text_colored(GREY, "accumulates while the camera stands still")
+        imgui.text_colored(GREY, "still camera: the newest frames form the two streams (trained on, denoised),\n"
+                                 "older ones the reference: they never share samples")
 
 
 class ScenePanel:
@@ -266,12 +271,29 @@ class ScenePanel:
         if imgui.button("load") or entered:
             v.load_scene(self.scene_text)
         imgui.text_colored(GREY, "bundled name or Mitsuba 3 XML path")
-        if imgui.radio_button("fixed size", not v.render_follow):
-            v.render_follow = False
+        auto = v.auto_size and not v.render_follow
+        if imgui.radio_button("auto", auto):
+            v.auto_size, v.render_follow = True, False
+            v.autosize.hold()
+        imgui.same_line()
+        if imgui.radio_button("fixed size", not auto and not v.render_follow):
+            v.pin_size()
         imgui.same_line()
         if imgui.radio_button("window x scale", v.render_follow):
             v.render_follow = True
-        if v.render_follow:
+        if auto:
+            a = v.autosize
+            imgui.set_next_item_width(-90)
+            changed, fps = imgui.slider_float("target fps", a.target_fps, 0.5, 60.0, "%.1f", imgui.SliderFlags_.logarithmic)
+            if changed:
+                a.target_fps = fps
+            (lw, lh), (hw, hh) = a.bounds
+            imgui.text(f"{v.render_size[0]}x{v.render_size[1]} (from {lw}x{lh} to {hw}x{hh})")
+            imgui.same_line()
+            if imgui.small_button("pin"):
+                v.pin_size()
+                v.messages.info(f"render size pinned at {v.render_size[0]}x{v.render_size[1]}")
+        elif v.render_follow:
             imgui.set_next_item_width(-90)
             _, v.render_scale = imgui.slider_float("render scale", v.render_scale, 0.05, 1.0, "%.2f")
         else:
@@ -355,7 +377,12 @@ class Overlay:
             self._label(dl, x + w - tw - 16, y + 8, right)
         label = MODE_LABELS[v.mode][2:]
         tr = v.loop.trainer
-        status = f"{label}   |   training {'paused' if tr.paused else 'on'}, {tr.stats.get('steps', 0)} steps"
+        w, h = v.render_size
+        sizing = (f"auto {v.autosize.target_fps:g} fps" if v.auto_size and not v.render_follow else
+                  "window x scale" if v.render_follow else "pinned")
+        status = (f"{label}   |   {v.preset} preset{' (CUDA)' if v.preset == 'gpu' else ' (no CUDA)' if v.preset_auto else ''}"
+                  f"   |   {w}x{h} {sizing}   |   training {'paused' if tr.paused else 'on'}, "
+                  f"{tr.stats.get('steps', 0)} steps")
         if v.playing:
             status += "   |   fly-through"
         if typing:

@@ -34,8 +34,15 @@ def step(v) -> bool:
     else:
         cam = v.fly.camera()
     v.camera = cam
+    spp = v.spp()
+
+    def accumulate(pair):  # a still camera: the two streams keep accumulating, each its own samples (reference.py)
+        h, w = pair.noisy_a.shape[:2]
+        v.reference.follow((cam.key(), (w, h), spp, id(v.loop.loaded)))
+        return v.reference.add(pair, spp)
+
     try:
-        result = v.loop.step(cam)
+        result = v.loop.step(cam, pair_filter=accumulate)
     except KeyboardInterrupt:
         raise
     except Exception as e:  # a failing renderer or scene must not take the UI down
@@ -50,15 +57,10 @@ def step(v) -> bool:
     if v.playing:
         v.path_frame += 1
 
-    # progressive reference: measure against the samples so far, then add this frame's two images (the input
-    # never shares samples with the reference it is measured against)
+    # PSNR of the streams' pair average and of the denoised image against the reference of the frames the streams
+    # no longer hold (disjoint samples; None until the reference is clearly cleaner)
     pair = result.pair
-    h, w = pair.noisy_a.shape[:2]
-    spp = v.spp()
-    v.reference.follow((cam.key(), (w, h), spp, id(v.loop.loaded)))
-    v.psnr_ref = v.reference.measure(pair.noisy_a, result.denoised, v.exposure)
-    v.reference.add(pair.noisy_a, spp)
-    v.reference.add(pair.noisy_b, spp)
+    v.psnr_ref = v.reference.measure(0.5 * (pair.noisy_a + pair.noisy_b), result.denoised, v.exposure)
     return True
 
 
@@ -67,17 +69,20 @@ def stats_row(v, stepped: bool) -> dict:
     r = v.result if stepped else None
     tr = v.loop.trainer
     st = tr.stats
+    v.steps_rate.add(time.perf_counter(), st.get("steps") or 0)
     return {
         "frame": v.rendered, "ui_frame": v.frames, "rendered": stepped, "mode": v.mode,
         "frame_ms": v.frame_ms if stepped else None,  # since the previous live frame: 1000 / live fps
         "ui_ms": v.ui_ms,  # since the previous UI frame
         "render_ms": getattr(r, "render_ms", None), "infer_ms": getattr(r, "infer_ms", None),
         "train_ms": st.get("train_ms"), "train_steps": st.get("steps"), "paused": bool(tr.paused),
+        "train_steps_per_s": v.steps_rate.rate(), "t": round(time.perf_counter(), 3),
         "loss": st.get("last_loss"), "pace": v.pace,
         "psnr_input_ref": v.psnr_ref[0] if stepped else None,
         "psnr_denoised_ref": v.psnr_ref[1] if stepped else None,
         "psnr_input": getattr(r, "psnr_input", None), "psnr_denoised": getattr(r, "psnr_denoised", None),
         "reference_spp": v.reference.spp, "playing": v.playing,
         "origin": [round(float(c), 5) for c in v.camera.origin],
-        "size": list(v.render_size),
+        "size": list(v.render_size), "auto_size": bool(v.auto_size and not v.render_follow),
+        "stream_spp": v.reference.stream_spp,
     }
