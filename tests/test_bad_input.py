@@ -35,11 +35,11 @@ def files(tmp_path_factory):
     torch.manual_seed(0)
     save_checkpoint(d / "mc.pt", UNet(3, 3), kind="mc")
     save_checkpoint(d / "gaussian.pt", UNet(3, 3), kind="gaussian")
-    net = UNet(3, 3)
-    state = {k: v.clone() for k, v in net.state_dict().items()}
-    state["enc_conv0.weight"][0, 0, 0, 0] = float("nan")
-    torch.save({"format": FORMAT, "n_in": 3, "m_out": 3, "kind": "mc", "net": state, "train_state": None,
-                "meta": {}}, d / "nan.pt")
+    for name, n_in in (("nan.pt", 3), ("nan9.pt", 9)):  # 9 inputs: the live network's shape
+        state = {k: v.clone() for k, v in UNet(n_in, 3).state_dict().items()}
+        state["enc_conv0.weight"][0, 0, 0, 0] = float("nan")
+        torch.save({"format": FORMAT, "n_in": n_in, "m_out": 3, "kind": "mc", "net": state, "train_state": None,
+                    "meta": {}}, d / name)
     (d / "garbage.pt").write_bytes(b"not a checkpoint")
     write_exr(d / "ok.exr", {"": np.full((32, 32, 3), 0.5, np.float32)})
     blob = (d / "ok.exr").read_bytes()
@@ -83,7 +83,7 @@ ROWS = [
     ("n2n-live", "--headless --out FILE", "FILE"),
     ("n2n-live", "--headless --out RO", "cannot write"),
     ("n2n-live", "--headless --scene= --out OUT", "--scene"),
-    ("n2n-live", "--headless --load IN/nan.pt --out OUT", "IN/nan.pt"),
+    ("n2n-live", "--headless --load IN/nan9.pt --out OUT", "not finite"),
     ("n2n-live", "--headless --load IN/garbage.pt --out OUT", "IN/garbage.pt"),
     ("n2n-live", "--headless --no-such-flag", "--no-such-flag"),
     ("n2n-live", "--headless --window-size 10x10 --out OUT", "--window-size"),
@@ -226,3 +226,62 @@ def test_bad_input_subprocesses(files, tmp_path):
                 _check(r.returncode, r.stderr, expect, before, work)
             except AssertionError as e:
                 raise AssertionError(f"row {i} {ROWS[i]}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Non-finite data: refused when it cannot be used, repaired and counted when a few values are bad.
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    from n2n_live.errors import UserError
+
+    net = UNet(3, 3)
+    save_checkpoint(tmp_path / "net.pt", net)
+    before = (tmp_path / "net.pt").read_bytes()
+    with torch.no_grad():
+        net.dec_conv1c.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(UserError, match="not finite"):
+        save_checkpoint(tmp_path / "net.pt", net)
+    assert (tmp_path / "net.pt").read_bytes() == before  # the earlier checkpoint stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]  # no temporary left
+
+
+def test_a_few_nan_pixels_are_repaired_and_counted(files, tmp_path, capfd):
+    """A synthetic-noise network on a 32x32 image with 3 NaN/Inf values: one line counting them, and a real
+    image out (without the repair, the NaN spreads through the U-Net and the result is black or refused)."""
+    from PIL import Image
+
+    from n2n_live.denoise_cli import main
+    from n2n_live.exr import write_exr
+
+    img = np.random.default_rng(0).uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+    img[3, 4, 0], img[10, 20, 1], img[30, 1, 2] = np.nan, np.inf, -np.inf
+    write_exr(tmp_path / "few.exr", {"": img})
+    main(["--checkpoint", str(files / "gaussian.pt"), "--input", str(tmp_path / "few.exr"),
+          "--out", str(tmp_path / "out.png"), "--device", "cpu"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3 NaN/Inf value(s)" in err[0] and "few.exr" in err[0], err
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == (32, 32, 3) and (out > 0).mean() > 0.9
+
+
+def test_a_run_whose_every_step_is_skipped_fails(tmp_path, monkeypatch, capfd):
+    """An emitter of radiance 1e30: L_HDR overflows on every step, TrainStep skips them all; the run must not
+    end as a success with an untrained network."""
+    from n2n_live.cli import main
+
+    (tmp_path / "hot.xml").write_text("""<scene version="3.0.0">
+  <integrator type="path"/>
+  <sensor type="perspective">
+    <float name="fov" value="45"/>
+    <transform name="to_world"><lookat origin="0, 0, 4" target="0, 0, 0" up="0, 1, 0"/></transform>
+    <film type="hdrfilm"><integer name="width" value="16"/><integer name="height" value="16"/></film>
+  </sensor>
+  <shape type="rectangle"><emitter type="area"><rgb name="radiance" value="1e30"/></emitter></shape>
+</scene>""")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["--headless", "--scene", "hot.xml", "--size", "16", "--crop", "16", "--frames", "1", "--spp", "2",
+              "--iters-per-frame", "2", "--sync", "--reference-spp", "0", "--compare", "", "--snapshots", "0",
+              "--no-progress", "--device", "cpu", "--out", "run"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "all 2 training steps were skipped" in err[-1], err
