@@ -23,7 +23,7 @@ from .checkpoint import read_checkpoint
 from .config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
 from .errors import UserError, exit_on_user_error
 from .validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
-                       parse_size, real)
+                       parse_size, real, resolve_device)
 
 PROG = "n2n-live"
 
@@ -101,9 +101,10 @@ def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:
     return cfg.validate()
 
 
-def check_outputs(args: argparse.Namespace, cfg: LiveConfig, headless: bool) -> None:
-    """Every place the run will write, checked before the scene loads (validate.py)."""
-    if cfg.load:  # an input, but as cheap to check now as the outputs (a missing or poisoned checkpoint)
+def check_before_work(args: argparse.Namespace, cfg: LiveConfig, headless: bool) -> None:
+    """The device, the checkpoint to load and every place the run will write, checked before the scene loads."""
+    resolve_device(cfg.device)
+    if cfg.load:
         read_checkpoint(cfg.load)
     if headless:
         check_output_dir(cfg.out, "--out")
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{PROG}: the viewer is not available ({e}); running headless instead", file=sys.stderr)
                 headless = True
         cfg = build_config(args, headless)
-        check_outputs(args, cfg, headless)
+        check_before_work(args, cfg, headless)
         if headless:
             from .headless import run_headless
 

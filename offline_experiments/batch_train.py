@@ -405,6 +405,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     check_output_dir(args.out, "--out")
+    if not args.data.is_dir():  # before setting up devices and processes
+        raise UserError(f"{args.data}: no such dataset folder")
     # A training step on batch x crop^2 pixels and a validation tile: refused with the estimate when too large.
     check_memory(BASE_BYTES + args.batch * args.crop**2 * TRAIN_BYTES_PER_PIXEL + args.tile**2 * INFER_BYTES_PER_PIXEL,
                  f"--batch {args.batch} --crop {args.crop} --tile {args.tile}")

@@ -199,10 +199,30 @@ def test_bad_input_in_process(row, files, tmp_path, monkeypatch, capfd):
         monkeypatch.setenv(k, v)
     if "N2N_DATA" not in env:
         monkeypatch.setenv("N2N_DATA", str(files))
-    main = importlib.import_module(MODULES[command]).main
+    module = importlib.import_module(MODULES[command])
+    _no_work(monkeypatch)
     with pytest.raises(SystemExit) as e:
-        main(args)
+        module.main(args)
     _check(e.value.code, capfd.readouterr().err, expect, before, work)
+
+
+def _no_work(monkeypatch):
+    """Each command's work replaced by a failure: a row must be refused before it, and a validation that stops
+    working makes its row fail at once instead of starting a real render or training run."""
+    from n2n_live import bench, export, headless
+    from offline_experiments import batch_train, experiments
+
+    def work(*a, **k):
+        raise AssertionError("the bad input reached the command's work")
+
+    monkeypatch.setattr(headless, "run_headless", work)
+    monkeypatch.setattr(export, "export", work)
+    monkeypatch.setattr(batch_train, "train", work)
+    monkeypatch.setattr(bench, "run", work)
+    for name in list(experiments.EXPERIMENTS):
+        monkeypatch.setitem(experiments.EXPERIMENTS, name, work)
+
+
 
 
 def test_bad_input_subprocesses(files, tmp_path):
