@@ -385,7 +385,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", required=True, type=path_arg, metavar="RUN", help="run folder (re-run to resume)")
     ap.add_argument("--iters", type=integer(1, 10**9), default=100_000, help="training steps (default 100000)")
     ap.add_argument("--batch", type=integer(1, 4096), default=4, help="minibatch over all processes (default 4, the paper's)")
-    ap.add_argument("--crop", type=integer(32, MAX_SIDE), default=256, help="random crop size (default 256, the paper's)")
+    ap.add_argument("--crop", type=integer(1, MAX_SIDE), default=256, help="random crop size (default 256, the paper's)")
     ap.add_argument("--lr", type=real(0.0, 1.0, lo_open=True), default=LR_MC, help=f"Adam learning rate (default {LR_MC}, the paper's for MC)")
     ap.add_argument("--rampdown", type=real(0.0, 1.0), default=0.1, help="fraction of the run ramping lr down (default 0.1)")
     ap.add_argument("--spp", type=spp_list, default=None, metavar="8[,64]",

@@ -146,7 +146,7 @@ if not HAS_CUDA:  # on a machine with a GPU these are valid
              ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out OUT.png --device cuda:1", "--device")]
 
 # Rows that also run as real subprocesses: one per command (a truncated EXR for OpenEXR's own messages).
-SUBPROCESS = {0, 20, 30, 43, 52, 63}
+SUBPROCESS = {0, 20, 30, 43, 52, 64}
 
 
 def _expand(text: str, files: Path, work: Path, ro: Path) -> str:
