@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(130)
-            if summary["skipped"] and not summary["train_steps"]:
+            if summary and summary.get("skipped") and not summary.get("train_steps"):
                 # Finishing "successfully" with an untrained network would hide the problem.
                 raise UserError(f"{cfg.scene}: all {summary['skipped']} training steps were skipped (loss or gradient "
                                 f"not finite: NaN/Inf or extreme radiance in the renders); nothing was learned")
