@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` (the main job) and `make test` (the test suite).
 # Both install what they need on a fresh machine first (scripts/setup.sh).
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench soak clean
 
 ARGS ?=
 
@@ -16,6 +16,10 @@ test: setup
 
 bench: setup
 	.venv/bin/n2n-bench $(ARGS)
+
+# Long runs: resident memory over 10,000 headless and 2,000 viewer frames (and scene switches); see docs/benchmarks.md.
+soak: setup
+	nice -n 10 .venv/bin/python scripts/soak.py $(ARGS)
 
 clean:
 	rm -rf .venv out .pytest_cache

@@ -24,11 +24,12 @@ from contextlib import nullcontext
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .cli import parse_size
 from .errors import UserError, exit_on_user_error
 from .losses import l_hdr
 from .network import UNet, run_padded
 from .train_step import TrainStep
+from .validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_live, check_output_file, integer, nonempty,
+                       resolve_device, size)
 
 ITERS_PER_FRAME = 8
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
@@ -181,7 +182,7 @@ def bench_render(scene: str, width: int, height: int, spp: int, frames: int, var
 
 
 def run(args) -> dict:
-    device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) or args.device == "cuda" else "cpu")
+    device = torch.device(args.device)  # resolved by parse_args
     width, height = args.size
     names = model_names()
     if args.models:
@@ -235,24 +236,34 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="n2n-bench", description=__doc__.splitlines()[0])
-    p.add_argument("--size", type=parse_size, default=(512, 512), help="S or WxH (default 512)")
-    p.add_argument("--crop", type=int, default=256)
-    p.add_argument("--spp", type=int, default=8)
-    p.add_argument("--frames", type=int, default=5, help="rendered frames to time (after one warm-up)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats of each network part")
-    p.add_argument("--scene", default="cornell-box")
-    p.add_argument("--variant", default=None)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+def parse_args(argv=None) -> argparse.Namespace:
+    p = ArgumentParser(prog="n2n-bench", description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=size(), default=(512, 512), help="S or WxH (default 512)")
+    p.add_argument("--crop", type=integer(1, MAX_SIDE), default=256)
+    p.add_argument("--spp", type=integer(1, MAX_SPP), default=8)
+    p.add_argument("--frames", type=integer(1, 10**5), default=5, help="rendered frames to time (after one warm-up)")
+    p.add_argument("--repeats", type=integer(1, 10**5), default=5, help="timed repeats of each network part")
+    p.add_argument("--scene", type=nonempty, default="cornell-box")
+    p.add_argument("--variant", type=nonempty, default=None)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--models", default=None, help="comma-separated models to time (default: every one the live "
                    "loop offers)")
     p.add_argument("--compile", nargs="?", const="reduce-overhead", choices=COMPILE_MODES, default=None,
                    help="also time the optimised loop through torch.compile (CUDA only; default mode "
                    "reduce-overhead: CUDA graphs)")
-    p.add_argument("--json", default=None, help="also write the full report as JSON")
+    p.add_argument("--json", default=None, type=nonempty, help="also write the full report as JSON")
     args = p.parse_args(argv)
+    w, h = args.size
+    check_live(w, h, args.spp, args.crop, f"--size {w}x{h} --spp {args.spp}")
+    args.device = str(resolve_device(args.device))
+    if args.json:
+        check_output_file(args.json, "--json")
+    return args
+
+
+def main(argv=None) -> int:
     with exit_on_user_error("n2n-bench"):
+        args = parse_args(argv)
         report = run(args)
         print(format_table(report))
         if args.json:

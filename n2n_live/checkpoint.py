@@ -17,7 +17,19 @@ from .network import UNet
 FORMAT = "n2n-live-checkpoint/1"
 
 
+def nonfinite_tensors(tensors: dict) -> list[str]:
+    """Names of the floating-point tensors in `tensors` that hold a NaN or an Inf."""
+    return [k for k, v in tensors.items()
+            if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
 def save_checkpoint(path, net: UNet, kind: str = "mc", train_state: dict | None = None, meta: dict | None = None) -> None:
+    """Write atomically. Weights that are not finite are never saved (a diverged run must not poison the next one
+    that loads them): a UserError, and any earlier checkpoint at `path` stays as it was."""
+    bad = nonfinite_tensors(net.state_dict())
+    if bad:
+        raise UserError(f"{path}: not saved: the network's weights are not finite (NaN/Inf in {bad[0]}); "
+                        "training diverged, try a smaller --lr")
     state = {
         "format": FORMAT,
         "n_in": net.n_in,
@@ -42,6 +54,9 @@ def read_checkpoint(path) -> dict:
         raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not an n2n-live checkpoint")
+    bad = nonfinite_tensors(state.get("net") or {})
+    if bad:
+        raise UserError(f"{path}: the network's weights are not finite (NaN/Inf in {bad[0]}); refusing to use them")
     return state
 
 

@@ -19,25 +19,13 @@ import dataclasses
 import importlib
 import sys
 
+from .checkpoint import read_checkpoint
 from .config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
 from .errors import UserError, exit_on_user_error
+from .validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
+                       parse_size, real, resolve_device)
 
 PROG = "n2n-live"
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'256' -> (256, 256); '320x240' -> (320, 240)."""
-    try:
-        if "x" in text.lower():
-            w, h = text.lower().split("x")
-            size = (int(w), int(h))
-        else:
-            size = (int(text), int(text))
-    except ValueError:
-        raise UserError(f"--size: expected S or WxH (e.g. 256 or 320x240), got {text!r}") from None
-    if min(size) < 1:
-        raise UserError(f"--size must be positive, got {text!r}")
-    return size
 
 
 def parse_compare(text: str) -> tuple[str, ...]:
@@ -48,38 +36,43 @@ def parse_compare(text: str) -> tuple[str, ...]:
     return items
 
 
+# Seeds offset the renderer's frame numbers (tracer.SEED_RANGE = 2**30 frames + seed): leave room for long runs.
+MAX_SEED = 2**29
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog=PROG, description="Noise2Noise live: learn a Monte Carlo denoiser from pairs of noisy frames while "
         "a path tracer renders a fly-through.")
     p.add_argument("--headless", action="store_true", help="no window: run the fly-through and write results")
     p.add_argument("--preset", choices=sorted(PRESETS), help="starting configuration (default: gpu with CUDA, "
                    "else cpu; the viewer then adapts the render size to the preset's target frame rate)")
-    p.add_argument("--scene", help="bundled scene name or Mitsuba 3 XML file (default cornell-box)")
-    p.add_argument("--frames", type=int, help="frames of the headless fly-through")
+    p.add_argument("--scene", type=nonempty, help="bundled scene name or Mitsuba 3 XML file (default cornell-box)")
+    p.add_argument("--frames", type=integer(1, 10**8), help="frames of the headless fly-through")
     p.add_argument("--size", help="frame size S or WxH")
-    p.add_argument("--spp", type=int, help="samples per pixel of each noisy image (default 8)")
-    p.add_argument("--iters-per-frame", type=int, help="training iterations per frame (default 8)")
-    p.add_argument("--crop", type=int, help="training crop side, clamped to the frame (default 256)")
-    p.add_argument("--lr", type=float, help="Adam learning rate")
+    p.add_argument("--spp", type=integer(1, MAX_SPP), help="samples per pixel of each noisy image (default 8)")
+    p.add_argument("--iters-per-frame", type=integer(0, 10**4), help="training iterations per frame (default 8)")
+    p.add_argument("--crop", type=integer(1, MAX_SIDE), help="training crop side, clamped to the frame (default 256)")
+    p.add_argument("--lr", type=real(0, 1, lo_open=True), help="Adam learning rate")
     p.add_argument("--device", choices=DEVICE_CHOICES, help="where the network runs (default auto)")
-    p.add_argument("--seed", type=int, help="random seed (network, crops, renderer)")
-    p.add_argument("--reference-spp", type=int, help="spp of the converged reference PSNR is measured against, "
-                   "rendered as two halves whose difference gives its own noise floor (0: none; presets 2048+)")
-    p.add_argument("--eval-every", type=int, help="measure PSNR on every N-th frame and the last (default 1; "
-                   "presets 10 and 50): converged references are expensive")
-    p.add_argument("--reference-cache", help="folder caching references on disk (default $N2N_REFERENCE_CACHE or "
-                   "~/.cache/n2n-live/references; 'off' for none)")
-    p.add_argument("--clean-target-spp", type=int, help="spp of the per-frame target of the clean-target "
-                   "network (--compare clean; default 256)")
+    p.add_argument("--seed", type=integer(0, MAX_SEED), help="random seed (network, crops, renderer)")
+    p.add_argument("--reference-spp", type=integer(0, MAX_SPP), help="spp of the converged reference PSNR is "
+                   "measured against, rendered as two halves whose difference gives its own noise floor (0: none; "
+                   "presets 2048+)")
+    p.add_argument("--eval-every", type=integer(1, 10**8), help="measure PSNR on every N-th frame and the last "
+                   "(default 1; presets 10 and 50): converged references are expensive")
+    p.add_argument("--reference-cache", type=nonempty, help="folder caching references on disk (default "
+                   "$N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references; 'off' for none)")
+    p.add_argument("--clean-target-spp", type=integer(1, MAX_SPP), help="spp of the per-frame target of the "
+                   "clean-target network (--compare clean; default 256)")
     p.add_argument("--compare", help="baselines: clean,oidn (clean = a second network on reference targets)")
-    p.add_argument("--exposure", type=float, help="exposure before tonemapping")
-    p.add_argument("--out", help="headless output folder (default out/headless)")
+    p.add_argument("--exposure", type=real(0, 1e6, lo_open=True), help="exposure before tonemapping")
+    p.add_argument("--out", type=nonempty, help="headless output folder (default out/headless)")
     p.add_argument("--sync", action="store_true", default=None, help="render, train, denoise in one thread "
                    "(deterministic)")
-    p.add_argument("--variant", help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
-    p.add_argument("--load", help="start from this checkpoint")
-    p.add_argument("--snapshots", type=int, help="headless: frames saved as PNGs (default 4)")
+    p.add_argument("--variant", type=nonempty, help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
+    p.add_argument("--load", type=nonempty, help="start from this checkpoint")
+    p.add_argument("--snapshots", type=integer(0, 1000), help="headless: frames saved as PNGs (default 4)")
     p.add_argument("--no-progress", action="store_true", help="headless: no progress bar")
     add_viewer_arguments(p)
     return p
@@ -121,6 +114,20 @@ def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:
     return cfg.validate()
 
 
+def check_before_work(args: argparse.Namespace, cfg: LiveConfig, headless: bool) -> None:
+    """The device, the checkpoint to load and every place the run will write, checked before the scene loads."""
+    resolve_device(cfg.device)
+    if cfg.load:
+        read_checkpoint(cfg.load)
+    if headless:
+        check_output_dir(cfg.out, "--out")
+        return
+    for flag, kind in (("screenshot", check_output_file), ("screenshot_dir", check_output_dir),
+                       ("stats_jsonl", check_output_file)):
+        if getattr(args, flag, None):
+            kind(getattr(args, flag), "--" + flag.replace("_", "-"))
+
+
 def has_display() -> bool:
     return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
@@ -143,11 +150,12 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{PROG}: the viewer is not available ({e}); running headless instead", file=sys.stderr)
                 headless = True
         cfg = build_config(args, headless)
+        check_before_work(args, cfg, headless)
         if headless:
             from .headless import run_headless
 
             try:
-                run_headless(cfg, progress=not args.no_progress)
+                summary = run_headless(cfg, progress=not args.no_progress)
             except KeyboardInterrupt:
                 # Everything is written and closed by now. Skip the interpreter's teardown: unloading torch and
                 # Mitsuba takes 1-2 s on 2 busy cores (measured), and Ctrl-C must end the run within 2 s.
@@ -155,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
                 sys.stdout.flush()
                 sys.stderr.flush()
                 os._exit(130)
+            if summary and summary.get("skipped") and not summary.get("train_steps"):
+                # Finishing "successfully" with an untrained network would hide the problem.
+                raise UserError(f"{cfg.scene}: all {summary['skipped']} training steps were skipped (loss or gradient "
+                                f"not finite: NaN/Inf or extreme radiance in the renders); nothing was learned")
         else:
             viewer.run(cfg, args)
 

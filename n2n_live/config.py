@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .errors import UserError
+from .validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device  # noqa: F401 (re-export)
 
 COMPARE_CHOICES = ("clean", "oidn")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -100,23 +101,25 @@ class LiveConfig:
     """A checkpoint (checkpoint.py) to start from instead of a freshly initialised network."""
 
     def validate(self) -> "LiveConfig":
-        """Check the values a user can get wrong; a mistake is a UserError naming the field."""
-        if self.width < 1 or self.height < 1:
-            raise UserError(f"size must be positive, got {self.width}x{self.height}")
-        for name in ("spp", "crop", "frames"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.iters_per_frame < 0:
-            raise UserError(f"iters_per_frame must be >= 0, got {self.iters_per_frame}")
-        if self.reference_spp < 0 or self.reference_spp == 1:
-            raise UserError(f"reference_spp must be 0 (none) or >= 2 (two halves), got {self.reference_spp}")
-        for name in ("eval_every", "clean_target_spp"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise UserError(f"lr must be positive, got {self.lr}")
-        if not self.exposure > 0:
-            raise UserError(f"exposure must be positive, got {self.exposure}")
+        """Check the values a user can get wrong (validate.py: finite, in range, fits in memory); a mistake is a
+        UserError naming the option."""
+        self.width = check_int("--size (width)", self.width, 1, MAX_SIDE)
+        self.height = check_int("--size (height)", self.height, 1, MAX_SIDE)
+        self.spp = check_int("--spp", self.spp, 1, MAX_SPP)
+        self.crop = check_int("--crop", self.crop, 1, MAX_SIDE)
+        self.frames = check_int("--frames", self.frames, 1, 10**8)
+        self.iters_per_frame = check_int("--iters-per-frame", self.iters_per_frame, 0, 10**4)
+        self.reference_spp = check_int("--reference-spp", self.reference_spp, 0, MAX_SPP)
+        if self.reference_spp == 1:
+            raise UserError("--reference-spp: 1 cannot be split into two independent halves (use 0 or >= 2)")
+        self.eval_every = check_int("--eval-every", self.eval_every, 1, 10**8)
+        self.clean_target_spp = check_int("--clean-target-spp", self.clean_target_spp, 1, MAX_SPP)
+        self.snapshots = check_int("--snapshots", self.snapshots, 0, 1000)
+        self.lr = check_real("--lr", self.lr, 0.0, 1.0, lo_open=True)
+        self.exposure = check_real("--exposure", self.exposure, 0.0, 1e6, lo_open=True)
+        if not self.scene or not str(self.scene).strip():
+            raise UserError("--scene: an empty scene name")
+        check_live(self.width, self.height, self.spp, self.crop, f"--size {self.width}x{self.height} --spp {self.spp}")
         if self.device not in DEVICE_CHOICES:
             raise UserError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
         self.compare = tuple(self.compare)
@@ -129,17 +132,6 @@ class LiveConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu. Asking for 'cuda' without a GPU is a UserError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: torch sees no CUDA GPU (use --device cpu or auto)")
-    if name not in ("cpu", "cuda"):
-        raise UserError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {name!r}")
-    return torch.device(name)
 
 
 PRESETS: dict[str, LiveConfig] = {

@@ -21,6 +21,8 @@ import torch
 
 from .errors import UserError, exit_on_user_error
 from .network import run_padded
+from .validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, ArgumentParser, check_memory, check_output_file, integer,
+                       path_arg, repair_nonfinite, resolve_device)
 
 PROG = "n2n-denoise"
 LDR_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -135,6 +137,14 @@ def write_image(path: Path, image: np.ndarray, tonemap: bool) -> None:
 
 # --- the command ---
 
+def _repaired(args, image: np.ndarray, source) -> np.ndarray:
+    """NaN/Inf values replaced (validate.repair_nonfinite); counted in args.repaired for one warning line."""
+    image, bad = repair_nonfinite(image, source)
+    if bad:
+        args.repaired.append((str(source), bad))
+    return image
+
+
 def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
     """(NCHW network input, the colour image) for a Monte Carlo network."""
     from .exr import read_exr, read_rgb
@@ -145,7 +155,7 @@ def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
     layers = read_exr(args.input)
     if "" not in layers or layers[""].shape[-1] < 3:
         raise UserError(f"{args.input}: no RGB channels (layers: {', '.join(repr(k) for k in layers) or 'none'})")
-    colour = layers[""][..., :3]
+    colour = _repaired(args, layers[""][..., :3], args.input)
     h, w = colour.shape[:2]
     if n_in == 3:
         x = assemble(torch.from_numpy(colour), torch.zeros(h, w, 3), torch.zeros(h, w, 3))[:, :3]
@@ -162,6 +172,7 @@ def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
                             f"pass --albedo FILE --normal FILE (missing: {what})")
         if img.shape[:2] != (h, w):
             raise UserError(f"{src}: {what} is {img.shape[1]}x{img.shape[0]}, the input is {w}x{h}")
+        img = _repaired(args, img, src if src != args.input else f"{src} ({what})")
         feats.append(torch.from_numpy(np.ascontiguousarray(img)))
     return assemble(torch.from_numpy(colour), feats[0], feats[1]), colour
 
@@ -170,15 +181,8 @@ def denoise_file(args) -> tuple[np.ndarray, bool]:
     """(HWC float32 result, whether it is linear HDR) for the command's arguments."""
     from .checkpoint import load_checkpoint
 
-    try:
-        device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError:
-        raise UserError(f"--device {args.device}: not a torch device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available on this machine")
-    for p in (args.albedo, args.normal):
-        if p is not None and not Path(p).is_file():
-            raise UserError(f"{p}: no such file")
+    device = resolve_device(args.device)
+    args.repaired = []
     net, state = load_checkpoint(args.checkpoint, device)
     kind, n_in = state.get("kind", "mc"), net.n_in
     if kind == "mc":
@@ -191,7 +195,7 @@ def denoise_file(args) -> tuple[np.ndarray, bool]:
         raise UserError(f"{args.checkpoint}: a '{kind}' network with {n_in} input channels is not supported")
     if args.albedo or args.normal:
         print(f"{PROG}: note: a '{kind}' network takes no albedo or normal; ignoring them", file=sys.stderr)
-    img = read_image(args.input, channels=n_in)
+    img = _repaired(args, read_image(args.input, channels=n_in), args.input)
     if img.shape[-1] != n_in:  # EXR input for a grayscale model: its luminance
         img = img.mean(axis=-1, keepdims=True) if n_in == 1 else np.repeat(img, 3, axis=-1)
     x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].to(device) - 0.5
@@ -200,21 +204,27 @@ def denoise_file(args) -> tuple[np.ndarray, bool]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description="Denoise an image with a trained n2n-live network.")
-    ap.add_argument("--checkpoint", required=True, type=Path, metavar="CKPT", help="network checkpoint (.pt)")
-    ap.add_argument("--input", required=True, type=Path, metavar="FILE", help=".exr (Monte Carlo) or .png/.jpg")
-    ap.add_argument("--albedo", type=Path, metavar="FILE", help="albedo EXR (9-channel Monte Carlo networks)")
-    ap.add_argument("--normal", type=Path, metavar="FILE", help="normal EXR (9-channel Monte Carlo networks)")
-    ap.add_argument("--out", required=True, type=Path, metavar="FILE", help="output .exr or .png/.jpg")
-    ap.add_argument("--tile", type=int, default=512, help="tile size for large images (default 512)")
-    ap.add_argument("--overlap", type=int, default=32, help="tile overlap in pixels (default 32)")
+    ap = ArgumentParser(prog=PROG, description="Denoise an image with a trained n2n-live network.")
+    ap.add_argument("--checkpoint", required=True, type=path_arg, metavar="CKPT", help="network checkpoint (.pt)")
+    ap.add_argument("--input", required=True, type=path_arg, metavar="FILE", help=".exr (Monte Carlo) or .png/.jpg")
+    ap.add_argument("--albedo", type=path_arg, metavar="FILE", help="albedo EXR (9-channel Monte Carlo networks)")
+    ap.add_argument("--normal", type=path_arg, metavar="FILE", help="normal EXR (9-channel Monte Carlo networks)")
+    ap.add_argument("--out", required=True, type=path_arg, metavar="FILE", help="output .exr or .png/.jpg")
+    ap.add_argument("--tile", type=integer(32, 8192), default=512, help="tile size for large images (default 512)")
+    ap.add_argument("--overlap", type=integer(0, 4096), default=32, help="tile overlap in pixels (default 32)")
     ap.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     ap.add_argument("--amp", action="store_true", help="bfloat16 autocast (CUDA)")
     args = ap.parse_args(argv)
-    if args.tile < 32 or args.overlap < 0:
-        ap.error("--tile must be >= 32 and --overlap >= 0")
+    if args.overlap >= args.tile:
+        ap.error(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
+    check_output_file(args.out, "--out")
     if args.out.suffix.lower() not in IMAGE_SUFFIXES:
         ap.error(f"--out must end in .exr, .png or .jpg (got {args.out.name})")
+    for flag in ("checkpoint", "input", "albedo", "normal"):
+        p = getattr(args, flag)
+        if p is not None and not p.is_file():
+            raise UserError(f"{p}: no such file (--{flag})")
+    check_memory(BASE_BYTES + args.tile**2 * INFER_BYTES_PER_PIXEL, f"--tile {args.tile}")
     return args
 
 
@@ -222,8 +232,13 @@ def main(argv=None) -> None:
     with exit_on_user_error(PROG):
         args = parse_args(argv)
         image, hdr = denoise_file(args)
+        if not np.isfinite(image).all():  # never write a poisoned result (a checkpoint is checked when loaded)
+            raise UserError(f"{args.checkpoint}: the network produced non-finite values; nothing written")
         write_image(args.out, image, tonemap=hdr)
-        print(f"{PROG}: wrote {args.out} ({image.shape[1]}x{image.shape[0]})", file=sys.stderr)
+        # One line, also when some input values had to be repaired.
+        repaired = "".join(f"{n} NaN/Inf value(s) of {src} replaced by 0; " for src, n in args.repaired)
+        print(f"{PROG}: {'warning: ' + repaired if repaired else ''}wrote {args.out} "
+              f"({image.shape[1]}x{image.shape[0]})", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,16 @@ EXIT_USER_ERROR = 2
 def exit_on_user_error(prog: str):
     """Turn UserError (and the renderer's SceneError, a ValueError subclass) into one line and exit 2.
 
-    Ctrl-C exits 130 quietly: whatever was written so far stays on disk (all writes are atomic).
+    Ctrl-C exits 130 quietly: whatever was written so far stays on disk (all writes are atomic). numpy's
+    floating-point warnings are silenced inside: non-finite data is repaired and counted or refused explicitly
+    (validate.repair_nonfinite, checkpoints), and a stray "RuntimeWarning: invalid value" line must not precede
+    the one line a command prints.
     """
+    import numpy as np
+
     try:
-        yield
+        with np.errstate(all="ignore"):
+            yield
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)

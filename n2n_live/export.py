@@ -42,6 +42,8 @@ import numpy as np
 
 from .errors import UserError, exit_on_user_error
 from .io_utils import atomic_path, write_json
+from .validate import (MAX_SPP, ArgumentParser, check_output_dir, check_render, integer, nonempty, path_arg, real,
+                       size, spp_list)
 
 PROG = "n2n-export"
 FORMAT = "n2n-live-dataset/1"
@@ -252,23 +254,6 @@ def _write(path: Path, image) -> None:
 
 # --- command line ---
 
-def _size(text: str) -> tuple[int, int]:
-    m = re.fullmatch(r"(\d+)(?:x(\d+))?", text.strip().lower())
-    if not m or int(m[1]) < 1 or (m[2] and int(m[2]) < 1):
-        raise argparse.ArgumentTypeError(f"expected S or WxH (e.g. 256 or 320x240), got {text!r}")
-    return int(m[1]), int(m[2] or m[1])
-
-
-def _spp_list(text: str) -> list[int]:
-    try:
-        levels = sorted({int(s) for s in text.split(",") if s.strip()})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected spp levels like 8 or 8,64, got {text!r}") from None
-    if not levels or levels[0] < 1:
-        raise argparse.ArgumentTypeError(f"spp levels must be >= 1, got {text!r}")
-    return levels
-
-
 def _shard(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+)/(\d+)", text.strip())
     if not m or int(m[2]) < 1 or int(m[1]) >= int(m[2]):
@@ -277,30 +262,35 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description="Render an EXR denoising dataset (OIDN training-toolkit names).")
-    ap.add_argument("--scene", action="append", required=False, metavar="NAME|XML",
+    ap = ArgumentParser(prog=PROG, description="Render an EXR denoising dataset (OIDN training-toolkit names).")
+    ap.add_argument("--scene", action="append", type=nonempty, required=False, metavar="NAME|XML",
                     help="bundled scene name or Mitsuba 3 XML file; repeat (or comma-separate) for several")
-    ap.add_argument("--views", type=int, default=16, help="views per scene (default 16)")
-    ap.add_argument("--path-fraction", type=float, default=0.5,
+    ap.add_argument("--views", type=integer(1, 10**6), default=16, help="views per scene (default 16)")
+    ap.add_argument("--path-fraction", type=real(0.0, 1.0), default=0.5,
                     help="fraction of the views evenly along the fly-through; the rest are random (default 0.5)")
-    ap.add_argument("--size", type=_size, default=(256, 256), metavar="S|WxH", help="image size (default 256)")
-    ap.add_argument("--spp", type=_spp_list, default=[8], metavar="8[,64,...]", help="noisy spp levels (default 8)")
-    ap.add_argument("--ref-spp", type=int, default=1024, metavar="R", help="reference spp (default 1024)")
-    ap.add_argument("--realisations", type=int, default=2, help="independent noisy renders per view and spp (default 2)")
-    ap.add_argument("--seed", type=int, default=0, help="base seed: views and render seeds derive from it")
-    ap.add_argument("--variant", default=None, help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
-    ap.add_argument("--out", required=True, type=Path, metavar="DIR", help="dataset folder")
+    ap.add_argument("--size", type=size(), default=(256, 256), metavar="S|WxH", help="image size (default 256)")
+    ap.add_argument("--spp", type=spp_list, default=[8], metavar="8[,64,...]", help="noisy spp levels (default 8)")
+    ap.add_argument("--ref-spp", type=integer(1, MAX_SPP), default=1024, metavar="R", help="reference spp (default 1024)")
+    ap.add_argument("--realisations", type=integer(1, len(REALISATION_TAGS)), default=2,
+                    help="independent noisy renders per view and spp (default 2)")
+    ap.add_argument("--seed", type=integer(0, 2**20), default=0,
+                    help="base seed: views and render seeds derive from it")
+    ap.add_argument("--variant", default=None, type=nonempty,
+                    help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
+    ap.add_argument("--out", required=True, type=path_arg, metavar="DIR", help="dataset folder")
     ap.add_argument("--shard", type=_shard, default=(0, 1), metavar="i/n", help="render only views with index %% n == i")
     ap.add_argument("--manifest-only", action="store_true", help="only rebuild DIR/manifest.json from views/*.json")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
     if not args.manifest_only and not args.scene:
         ap.error("--scene is required")
-    if args.views < 1 or args.ref_spp < 1 or not 1 <= args.realisations <= len(REALISATION_TAGS):
-        ap.error("--views and --ref-spp must be >= 1, --realisations between 1 and 26")
-    if not 0.0 <= args.path_fraction <= 1.0 or args.seed < 0:
-        ap.error("--path-fraction must be in [0, 1] and --seed >= 0")
-    args.scene = [s for spec in (args.scene or []) for s in spec.split(",") if s.strip()]
+    args.scene = [s.strip() for spec in (args.scene or []) for s in spec.split(",") if s.strip()]
+    if not args.manifest_only and not args.scene:
+        ap.error("argument --scene: names no scene")
+    check_output_dir(args.out, "--out")
+    if not args.manifest_only:
+        w, h = args.size
+        check_render(w, h, max(args.spp), f"--size {w}x{h} --spp {max(args.spp)}")
     return args
 
 

@@ -13,6 +13,7 @@ DIR/summary.json       means over the last 10 frames
 """
 from __future__ import annotations
 
+import collections
 import math
 import sys
 import time
@@ -32,9 +33,10 @@ from .tonemap import T
 
 BASE_COLUMNS = ["frame", "render_ms", "train_ms", "infer_ms", "loss", "psnr_input", "psnr_denoised"]
 COMPARE_COLUMNS = {"clean": "psnr_clean_target", "oidn": "psnr_oidn"}
-EXTRA_COLUMNS = ["psnr_input_a", "reference_floor", "reference_ms", "clean_target_ms", "oidn_ms", "train_steps", "skipped", "sanitized_frames",
-                 "version"]
+EXTRA_COLUMNS = ["psnr_input_a", "reference_floor", "reference_ms", "clean_target_ms", "oidn_ms", "train_steps",
+                 "skipped", "sanitized_frames", "version"]
 LAST_N = 10
+RECENT_ROWS = 100  # rows kept in memory for the summary's means over the last LAST_N frames
 STRIP_MIN_PANEL = 192  # px: small frames are enlarged (nearest neighbour, whole factors) so that labels fit
 PLOT_EVERY_S = 30.0
 DEFAULT_OUT = Path("out") / "headless"
@@ -132,11 +134,12 @@ def _row(r: FrameResult) -> dict:
     return {k: getattr(r, k) for k in set(BASE_COLUMNS + EXTRA_COLUMNS + list(COMPARE_COLUMNS.values()))}
 
 
-def summarise(rows: list[dict]) -> dict:
-    """Means over the last LAST_N frames: PSNRs over those of them that were evaluated (eval_every), times over all
-    (reference_ms is then the reference's cost per frame, amortised)."""
-    last = rows[-LAST_N:]
-    s = {"frames": len(rows), "last_n": len(last),
+def summarise(rows, frames: int | None = None) -> dict:
+    """Means over the last LAST_N frames of `rows` (the recent rows; `frames`: how many there were in all): PSNRs
+    over those of them that were evaluated (eval_every), times over all (reference_ms is then the reference's cost
+    per frame, amortised)."""
+    last = list(rows)[-LAST_N:]
+    s = {"frames": len(rows) if frames is None else frames, "last_n": len(last),
          "evaluated_frames": [row["frame"] for row in last if _finite(row.get("psnr_input"))]}
     for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_clean_target", "reference_floor",
               "render_ms", "train_ms", "infer_ms", "reference_ms", "clean_target_ms", "oidn_ms", "loss"):
@@ -191,7 +194,10 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=sys.stdout) -> d
     t_start = time.monotonic()
     loop = LiveLoop(cfg)  # a bad scene fails here, before anything is written
     interrupted = False
-    rows: list[dict] = []
+    # Only the recent rows stay in memory (metrics.csv has them all): a 10,000-frame run kept ~8 MB of row dicts
+    # (measured) and its resident memory grew with every frame.
+    rows: collections.deque = collections.deque(maxlen=RECENT_ROWS)
+    frames_done = 0
     last: FrameResult | None = None
     log = None
     try:
@@ -211,6 +217,7 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=sys.stdout) -> d
             row = _row(r)
             log.log(row)
             rows.append(row)
+            frames_done += 1
             last = r
             if i in snaps:
                 save_frame_pngs(out / "frames", r, cfg.exposure)
@@ -241,14 +248,15 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=sys.stdout) -> d
         save_exr(out / "last_frame.exr", last)
     if stopped and rows:
         loop.save(out / "network.pt", meta={"interrupted": interrupted})
-    summary = summarise(rows)
+    summary = summarise(rows, frames_done)
     summary.update(reference_spp=cfg.reference_spp, eval_every=cfg.eval_every, out=str(out),
-                   interrupted=interrupted, seconds=time.monotonic() - t_start, train_steps=last.train_steps if last else 0, skipped=last.skipped if last else 0)
+                   interrupted=interrupted, seconds=time.monotonic() - t_start,
+                   train_steps=last.train_steps if last else 0, skipped=last.skipped if last else 0)
     # NaN (no reference, no OIDN...) -> null: strict JSON readers reject NaN
     write_json(out / "summary.json", {k: None if isinstance(v, float) and math.isnan(v) else v
                                       for k, v in summary.items()})
     if interrupted:
-        print(f"n2n-live: interrupted after {len(rows)} frames; results so far in {out}", file=stream)
+        print(f"n2n-live: interrupted after {frames_done} frames; results so far in {out}", file=stream)
         raise KeyboardInterrupt
     print(f"n2n-live: results in {out}/ (metrics.csv, psnr.png, frames/, last_frame_strip.png, last_frame.exr, "
           f"network.pt)", file=stream)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 import torch
 
 from . import oidn
-from .config import LiveConfig, resolve_device
+from .config import LiveConfig
 from .denoiser import Denoiser
 from .errors import UserError
 from .evaluation import ReferenceStore, default_cache_dir, score_frame, should_evaluate
 from .network import UNet
 from .trainer import OnlineTrainer
+from .validate import resolve_device
 
 
 @dataclass

@@ -42,6 +42,8 @@ from n2n_live.losses import l_hdr
 from n2n_live.metrics import psnr_hdr
 from n2n_live.network import UNet
 from n2n_live.train_step import LR_MC, TrainStep, rampdown_lr
+from n2n_live.validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, MAX_SIDE, TRAIN_BYTES_PER_PIXEL, ArgumentParser,
+                               check_memory, check_output_dir, integer, path_arg, real, resolve_device, spp_list)
 
 from . import mc_dataset
 
@@ -74,18 +76,7 @@ def setup(device_arg: str) -> Dist:
     """Initialise torch.distributed from torchrun's environment (if any) and pick this process's device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank, local_rank = int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
-    if device_arg == "auto":
-        device = torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            device = torch.device(device_arg)
-        except RuntimeError:
-            raise UserError(f"--device {device_arg}: not a torch device (use auto, cpu, cuda)") from None
-        if device.type == "cuda":
-            if not torch.cuda.is_available():
-                raise UserError(f"--device {device_arg}: CUDA is not available on this machine")
-            if device.index is None:
-                device = torch.device(f"cuda:{local_rank}")
+    device = resolve_device(device_arg, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     if world > 1:
@@ -356,6 +347,9 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
             save(step)
         bar.update(1)
     bar.close()
+    if start < args.iters and step_fn.steps == 0:
+        raise UserError(f"{args.data}: all {step_fn.skipped} training steps were skipped (loss or gradient not "
+                        "finite): nothing was learned; check the dataset for NaN/Inf or extreme values")
 
     # Replicas must hold identical weights; record it (and fail loudly if not).
     digests = [weights_digest(net)]
@@ -384,37 +378,38 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog=PROG, description="Train the Monte Carlo denoiser on an exported EXR dataset.")
-    ap.add_argument("--data", required=True, type=Path, metavar="DIR", help="dataset folder written by n2n-export")
+    ap = ArgumentParser(prog=PROG, description="Train the Monte Carlo denoiser on an exported EXR dataset.")
+    ap.add_argument("--data", required=True, type=path_arg, metavar="DIR", help="dataset folder written by n2n-export")
     ap.add_argument("--target", choices=("noisy", "clean"), default="noisy",
                     help="noisy: Noise2Noise pairs (default); clean: the reference")
-    ap.add_argument("--out", required=True, type=Path, metavar="RUN", help="run folder (re-run to resume)")
-    ap.add_argument("--iters", type=int, default=100_000, help="training steps (default 100000)")
-    ap.add_argument("--batch", type=int, default=4, help="minibatch over all processes (default 4, the paper's)")
-    ap.add_argument("--crop", type=int, default=256, help="random crop size (default 256, the paper's)")
-    ap.add_argument("--lr", type=float, default=LR_MC, help=f"Adam learning rate (default {LR_MC}, the paper's for MC)")
-    ap.add_argument("--rampdown", type=float, default=0.1, help="fraction of the run ramping lr down (default 0.1)")
-    ap.add_argument("--spp", type=lambda s: sorted({int(v) for v in s.split(",")}), default=None, metavar="8[,64]",
+    ap.add_argument("--out", required=True, type=path_arg, metavar="RUN", help="run folder (re-run to resume)")
+    ap.add_argument("--iters", type=integer(1, 10**9), default=100_000, help="training steps (default 100000)")
+    ap.add_argument("--batch", type=integer(1, 4096), default=4, help="minibatch over all processes (default 4, the paper's)")
+    ap.add_argument("--crop", type=integer(1, MAX_SIDE), default=256, help="random crop size (default 256, the paper's)")
+    ap.add_argument("--lr", type=real(0.0, 1.0, lo_open=True), default=LR_MC, help=f"Adam learning rate (default {LR_MC}, the paper's for MC)")
+    ap.add_argument("--rampdown", type=real(0.0, 1.0), default=0.1, help="fraction of the run ramping lr down (default 0.1)")
+    ap.add_argument("--spp", type=spp_list, default=None, metavar="8[,64]",
                     help="train and validate on these spp levels only (default: all in the dataset)")
-    ap.add_argument("--val-fraction", type=float, default=0.1, help="views held out for validation (default 0.1)")
-    ap.add_argument("--val-every", type=int, default=1000, metavar="K", help="validate every K steps (default 1000)")
-    ap.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (default 500)")
-    ap.add_argument("--log-every", type=int, default=50, help="stats.jsonl record every N steps (default 50)")
-    ap.add_argument("--init", type=Path, metavar="CKPT", help="start from this network (e.g. saved by n2n-live)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--val-fraction", type=real(0.0, 0.99), default=0.1, help="views held out for validation (default 0.1)")
+    ap.add_argument("--val-every", type=integer(1, 10**9), default=1000, metavar="K", help="validate every K steps (default 1000)")
+    ap.add_argument("--ckpt-every", type=integer(1, 10**9), default=500, help="checkpoint every N steps (default 500)")
+    ap.add_argument("--log-every", type=integer(1, 10**9), default=50, help="stats.jsonl record every N steps (default 50)")
+    ap.add_argument("--init", type=path_arg, metavar="CKPT", help="start from this network (e.g. saved by n2n-live)")
+    ap.add_argument("--seed", type=integer(0, 2**31 - 1), default=0)
     ap.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda")
     ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                     help="bf16 autocast (default: on for CUDA)")
-    ap.add_argument("--tile", type=int, default=512, help="validation tile size (default 512)")
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads per process (default: torch's choice)")
+    ap.add_argument("--tile", type=integer(32, 8192), default=512, help="validation tile size (default 512)")
+    ap.add_argument("--threads", type=integer(1, 1024), default=None, help="CPU threads per process (default: torch's choice)")
     ap.add_argument("--skip-bad", action="store_true", help="report bad files and train on the other views")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     args = ap.parse_args(argv)
-    for name in ("iters", "batch", "crop", "val_every", "ckpt_every", "log_every"):
-        if getattr(args, name) < 1:
-            ap.error(f"--{name.replace('_', '-')} must be >= 1")
-    if not 0 <= args.val_fraction < 1 or not 0 <= args.rampdown <= 1 or args.lr <= 0:
-        ap.error("--val-fraction must be in [0, 1), --rampdown in [0, 1], --lr > 0")
+    check_output_dir(args.out, "--out")
+    if not args.data.is_dir():  # before setting up devices and processes
+        raise UserError(f"{args.data}: no such dataset folder")
+    # A training step on batch x crop^2 pixels and a validation tile: refused with the estimate when too large.
+    check_memory(BASE_BYTES + args.batch * args.crop**2 * TRAIN_BYTES_PER_PIXEL + args.tile**2 * INFER_BYTES_PER_PIXEL,
+                 f"--batch {args.batch} --crop {args.crop} --tile {args.tile}")
     return args
 
 

@@ -9,6 +9,8 @@ checkpoint per trained network (DIR/noisy-targets.pt, ...; `n2n-denoise --checkp
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import platform
 import shlex
 import sys
@@ -18,10 +20,10 @@ from pathlib import Path
 
 import torch
 
-from n2n_live.config import resolve_device
 from n2n_live.errors import UserError, exit_on_user_error
+from n2n_live.validate import ArgumentParser, check_output_dir, integer, nonempty, resolve_device
 
-from .datasets import default_data_root, list_images, resolve_folder
+from .datasets import DATA_ENV, default_data_root, list_images, resolve_folder
 from .experiments import EXPERIMENTS, Context
 from .mri import find_volumes
 from .presets import PRESETS, get_preset
@@ -35,40 +37,59 @@ DEFAULT_EVAL = {"capture-budget": "kodak", "impulse-levels": "kodak", "mri": "mr
 DEFAULT_EVAL_ALL = "kodak,cbsd68,set14"
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line and exit 2, like every other user mistake
-        raise UserError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", metavar="NAME", help="experiment: " + ", ".join(EXPERIMENTS))
     p.add_argument("--preset", default="quick", help="quick (minutes on a CPU) or paper (the paper's settings, GPU)")
     p.add_argument("--targets", default="both", help="noisy, clean or both (default both)")
     p.add_argument("--train-dir", help="training images (default DATA/images/train; mri: DATA/mri, NIfTI)")
     p.add_argument("--eval", help="comma-separated eval folders, by path or by name under DATA/images "
                                   f"(default {DEFAULT_EVAL_ALL}; mri: DATA/mri, held-out slab when shared)")
-    p.add_argument("--iters", type=int, help="training iterations per network (overrides the preset)")
-    p.add_argument("--eval-images", type=int, help="images per eval set (overrides the preset)")
+    p.add_argument("--iters", type=integer(1, 10**9), help="training iterations per network (overrides the preset)")
+    p.add_argument("--eval-images", type=integer(1, 10**6), help="images per eval set (overrides the preset)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--workers", type=int, help="data-loading processes (default: preset's on cuda, 0 on cpu)")
-    p.add_argument("--out", help="output folder (default runs/NAME-PRESET, numbered if it exists)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice; 1 can be much "
+    p.add_argument("--workers", type=integer(0, 256), help="data-loading processes (default: preset's on cuda, 0 on cpu)")
+    p.add_argument("--out", type=nonempty, help="output folder (default runs/NAME-PRESET, numbered if it exists)")
+    p.add_argument("--seed", type=integer(0, 2**31 - 1), default=0)
+    p.add_argument("--threads", type=integer(1, 1024), help="CPU threads for torch (default: torch's choice; 1 can be much "
                                                "faster on a small CPU shared with other work)")
-    p.add_argument("--data-root", help="the shared data folder (default: ../shared/data beside the checkout)")
+    p.add_argument("--data-root", type=nonempty, help=f"the shared data folder (default: ${DATA_ENV}, else "
+                                                        "../shared/data beside the checkout)")
     return p
 
 
-def _out_dir(args) -> Path:
+def _unfinished(folder: Path, command: str) -> bool:
+    """True when `folder` holds a run of `command` that did not finish (killed): re-running restarts it there."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return config.get("finished") is False and config.get("command") == command
+
+
+def _out_dir(args, command: str) -> Path:
     if args.out:
-        return Path(args.out)
+        return check_output_dir(args.out, "--out")
     base = Path("runs") / f"{args.name}-{args.preset}"
     out, k = base, 1
-    while out.exists():
+    while out.exists() and not _unfinished(out, command):
         k += 1
         out = base.with_name(f"{base.name}-{k}")
-    return out
+    return check_output_dir(out, "--out")
+
+
+RUN_FILES = ("stats.jsonl", "table.md", "curves.png", "grid.png", "levels.png")
+
+
+def _fresh_start(out: Path, log) -> None:
+    """A run always starts afresh in its folder: an earlier run's results (finished, or killed at any point) are
+    removed before the first new file is written, with any temporaries a kill -9 left behind, so the folder never
+    mixes two runs. Every file is written atomically, so none is ever half-written."""
+    old = [out / f for f in RUN_FILES if (out / f).exists()] + sorted(out.glob("*.pt")) + sorted(out.glob(".*.tmp*"))
+    if old:
+        log(f"{out} holds an earlier run: restarting it from the beginning")
+    for p in old:
+        p.unlink(missing_ok=True)
 
 
 def _mri_source(spec: str, data_root: Path) -> Path:
@@ -80,7 +101,7 @@ def _mri_source(spec: str, data_root: Path) -> Path:
     raise UserError(f"MRI data not found: {spec}")
 
 
-def make_context(args) -> tuple[Context, Path, dict]:
+def make_context(args, command: str = "") -> tuple[Context, Path, dict]:
     if args.name not in EXPERIMENTS:
         raise UserError(f"unknown experiment {args.name!r}; choose one of: {', '.join(EXPERIMENTS)}")
     if args.preset not in PRESETS:
@@ -88,17 +109,12 @@ def make_context(args) -> tuple[Context, Path, dict]:
     if args.targets not in ("noisy", "clean", "both"):
         raise UserError(f"--targets must be noisy, clean or both, not {args.targets!r}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be positive, not {args.threads}")
         torch.set_num_threads(args.threads)
-    for flag in ("iters", "eval_images", "workers"):
-        v = getattr(args, flag)
-        if v is not None and v < (0 if flag == "workers" else 1):
-            raise UserError(f"--{flag.replace('_', '-')} must be {'>= 0' if flag == 'workers' else 'positive'}, not {v}")
     device = resolve_device(args.device)
+    out = _out_dir(args, command)  # checked before anything is read or written
     data_root = Path(args.data_root) if args.data_root else default_data_root()
-    if args.data_root and not data_root.is_dir():
-        raise UserError(f"--data-root is not a folder: {data_root}")
+    if not data_root.is_dir() and (args.data_root or os.environ.get(DATA_ENV)):
+        raise UserError(f"{'--data-root' if args.data_root else '$' + DATA_ENV} is not a folder: {data_root}")
     workers = args.workers if args.workers is not None else (None if device.type == "cuda" else 0)
     iters = args.iters
     preset = get_preset(args.preset, workers=workers, eval_images=args.eval_images,
@@ -118,7 +134,6 @@ def make_context(args) -> tuple[Context, Path, dict]:
         eval_dirs = [resolve_folder(s, data_root, "eval folder") for s in names]
         for d in [train_dir] + eval_dirs:
             list_images(d)
-    out = _out_dir(args)
     ctx = Context(preset=preset, targets=args.targets, device=device, seed=args.seed, train_dir=train_dir,
                   eval_dirs=eval_dirs, stats=StatsLog(out / "stats.jsonl"),
                   log=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr), experiment=args.name, out=out)
@@ -127,7 +142,7 @@ def make_context(args) -> tuple[Context, Path, dict]:
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
         "train_dir": str(train_dir), "eval": [str(d) for d in eval_dirs],
         "torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"), "command": command, "finished": False,
     }
     return ctx, out, config
 
@@ -135,9 +150,10 @@ def make_context(args) -> tuple[Context, Path, dict]:
 def run(argv: list[str] | None = None) -> Path:
     """Parse, run one experiment, write its report; returns the output folder. Raises UserError."""
     args = build_parser().parse_args(argv)
-    ctx, out, config = make_context(args)
-    config["command"] = shlex.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
+    command = shlex.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
+    ctx, out, config = make_context(args, command)
     out.mkdir(parents=True, exist_ok=True)
+    _fresh_start(out, ctx.log)
     write_config(out, config)
     ctx.log(f"{args.name} ({args.preset}) on {ctx.device}, writing to {out}")
     t0 = time.time()
@@ -146,8 +162,10 @@ def run(argv: list[str] | None = None) -> Path:
         warnings.showwarning = lambda msg, *a, **k: ctx.log(f"warning: {msg}")
         result = EXPERIMENTS[args.name](ctx)
     config["seconds"] = round(time.time() - t0, 1)
+    written = write_report(result, out)
+    config["finished"] = True  # last: a run is complete exactly when its config.json says so
     write_config(out, config)
-    for path in write_report(result, out):
+    for path in written:
         ctx.log(f"wrote {path}")
     return out
 

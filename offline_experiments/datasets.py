@@ -5,6 +5,7 @@ photos works the same way here. Greyscale images become 3-channel (R = G = B).
 """
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -21,9 +22,13 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
+DATA_ENV = "N2N_DATA"
+
+
 def default_data_root() -> Path:
-    """The project's shared data lives beside the checkout: <repo>/../shared/data."""
-    return repo_root().parent / "shared" / "data"
+    """$N2N_DATA when set, else the project's shared data beside the checkout: <repo>/../shared/data."""
+    env = os.environ.get(DATA_ENV, "").strip()
+    return Path(env).expanduser() if env else repo_root().parent / "shared" / "data"
 
 
 def resolve_folder(spec: str, data_root: Path, kind: str = "image folder") -> Path:

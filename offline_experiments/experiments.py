@@ -26,6 +26,7 @@ from typing import Callable
 import torch
 
 from n2n_live.checkpoint import save_checkpoint
+from n2n_live.errors import UserError
 from n2n_live.losses import l0_annealed, l0_gamma, l1, l2, masked_l2
 from n2n_live.network import UNet
 
@@ -145,6 +146,9 @@ def _train_column(ctx: Context, run: RunSpec, make_batch: Callable, items: list[
     out = fit(run.label, net, loss_fn or LOSS_FNS[run.loss], batches, iters=iters, lr=P.lr, rampdown=P.rampdown,
               eval_every=eval_every, evaluate=evaluate, device=ctx.device, stats=ctx.stats,
               loss_kw=_loss_kw(run.loss))
+    if out.skipped >= iters:
+        raise UserError(f"{run.label}: all {iters} training steps were skipped (loss or gradient not finite): "
+                        f"nothing was learned; check the data in {ctx.train_dir}")
     outputs = predict(net, items, ctx.device, post)
     col = _column(run.label, items, outputs, "network")
     ckpt = _save_network(ctx, run, net, iters, {k: col.row_mean(k) for k in col.psnr})

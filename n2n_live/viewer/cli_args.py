@@ -6,37 +6,14 @@ from __future__ import annotations
 
 import argparse
 
+from ..validate import integer, real, size
 from .modes import MODES, parse_split
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        parts = [int(v) for v in text.lower().split("x")]
-    except ValueError:
-        parts = []
-    if len(parts) != 2 or min(parts) < 64:
-        raise argparse.ArgumentTypeError(f"window size must be WxH with both at least 64, not {text!r}")
-    return parts[0], parts[1]
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, not {text!r}")
-    return v
-
-
-def _scale(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not 0.0 < v <= 4.0:
-        raise argparse.ArgumentTypeError(f"render scale must be in (0, 4], not {text!r}")
-    return v
+# Sizes and numbers go through the project's one set of checks (n2n_live.validate).
+_size = size(64)
+_positive_int = integer(1, 10**9)
+_scale = real(0.0, 4.0, lo_open=True)
 
 
 def _split(text: str) -> str:

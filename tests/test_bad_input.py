@@ -1,0 +1,307 @@
+"""Bad input to every command (issue 11): exit 2, exactly one line on stderr naming the problem (and the file), no
+traceback, nothing written. One table; each row runs in-process (fast: a refused run stops before the heavy
+imports matter) and a few run again as real subprocesses, in parallel, to see what the user sees (argparse's usage
+block, OpenEXR's and numpy's own messages would show up there)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from n2n_live.checkpoint import FORMAT, save_checkpoint
+from n2n_live.network import UNet
+
+REPO = Path(__file__).resolve().parent.parent
+HAS_CUDA = torch.cuda.is_available()
+
+MODULES = {
+    "n2n-live": "n2n_live.cli", "n2n-export": "n2n_live.export", "n2n-train": "offline_experiments.batch_train",
+    "n2n-denoise": "n2n_live.denoise_cli", "n2n-bench": "n2n_live.bench", "n2n-experiment": "offline_experiments.cli",
+}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """Inputs shared by the rows (read-only for them): checkpoints, images, a file where a folder is expected."""
+    from n2n_live.exr import write_exr
+
+    d = tmp_path_factory.mktemp("inputs")
+    torch.manual_seed(0)
+    save_checkpoint(d / "mc.pt", UNet(3, 3), kind="mc")
+    save_checkpoint(d / "gaussian.pt", UNet(3, 3), kind="gaussian")
+    for name, n_in in (("nan.pt", 3), ("nan9.pt", 9)):  # 9 inputs: the live network's shape
+        state = {k: v.clone() for k, v in UNet(n_in, 3).state_dict().items()}
+        state["enc_conv0.weight"][0, 0, 0, 0] = float("nan")
+        torch.save({"format": FORMAT, "n_in": n_in, "m_out": 3, "kind": "mc", "net": state, "train_state": None,
+                    "meta": {}}, d / name)
+    (d / "garbage.pt").write_bytes(b"not a checkpoint")
+    write_exr(d / "ok.exr", {"": np.full((32, 32, 3), 0.5, np.float32)})
+    blob = (d / "ok.exr").read_bytes()
+    (d / "truncated.exr").write_bytes(blob[: len(blob) // 2])
+    (d / "garbage.exr").write_bytes(b"this is not an EXR file at all")
+    write_exr(d / "allnan.exr", {"": np.full((32, 32, 3), np.nan, np.float32)})
+    from PIL import Image
+
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(d / "img.png")
+    (d / "empty").mkdir()
+    (d / "data").mkdir()
+    return d
+
+
+def unwritable(tmp: Path) -> Path:
+    """A folder nothing can be created in: chmod 555, or for root (whom permissions do not stop) /sys."""
+    if os.geteuid() == 0:
+        return Path("/sys/n2n-no-such-folder")
+    ro = tmp.parent / "read-only"
+    ro.mkdir(exist_ok=True)
+    ro.chmod(0o555)
+    return ro / "out"
+
+
+# (command, argv, expected text in the one line); IN = the shared inputs folder, FILE = an existing file in the
+# row's working folder, DIR = an existing folder there, RO = an unwritable place, OUT = a fresh path there.
+ROWS = [
+    # n2n-live (headless and viewer flags)
+    ("n2n-live", "--headless --lr inf --out OUT", "--lr"),
+    ("n2n-live", "--headless --lr nan --out OUT", "--lr"),
+    ("n2n-live", "--headless --lr -1e-3 --out OUT", "--lr"),
+    ("n2n-live", "--headless --size 100000 --out OUT", "--size"),
+    ("n2n-live", "--headless --size 16000 --out OUT", "needs about"),
+    ("n2n-live", "--headless --size 4096 --spp 400000 --out OUT", "samples in one render"),
+    ("n2n-live", "--headless --spp 0 --out OUT", "--spp"),
+    ("n2n-live", "--headless --frames 1e3 --out OUT", "--frames"),
+    ("n2n-live", "--headless --exposure nan --out OUT", "--exposure"),
+    ("n2n-live", "--headless --crop 0 --out OUT", "--crop"),
+    ("n2n-live", "--headless --iters-per-frame -1 --out OUT", "--iters-per-frame"),
+    ("n2n-live", "--headless --reference-spp -8 --out OUT", "--reference-spp"),
+    ("n2n-live", "--headless --out FILE", "FILE"),
+    ("n2n-live", "--headless --out RO", "cannot write"),
+    ("n2n-live", "--headless --scene= --out OUT", "--scene"),
+    ("n2n-live", "--headless --load IN/nan9.pt --out OUT", "not finite"),
+    ("n2n-live", "--headless --load IN/garbage.pt --out OUT", "IN/garbage.pt"),
+    ("n2n-live", "--headless --no-such-flag", "--no-such-flag"),
+    ("n2n-live", "--headless --window-size 10x10 --out OUT", "--window-size"),
+    ("n2n-live", "--headless --render-scale inf --out OUT", "--render-scale"),
+    # n2n-export
+    ("n2n-export", "--scene= --out OUT", "--scene"),
+    ("n2n-export", "--scene , --out OUT", "--scene"),
+    ("n2n-export", "--scene cornell-box --out FILE", "FILE"),
+    ("n2n-export", "--scene cornell-box --out RO", "cannot write"),
+    ("n2n-export", "--scene cornell-box --size 0 --out OUT", "--size"),
+    ("n2n-export", "--scene cornell-box --size 16000 --out OUT", "needs about"),
+    ("n2n-export", "--scene cornell-box --spp 8,0 --out OUT", "--spp"),
+    ("n2n-export", "--scene cornell-box --ref-spp nan --out OUT", "--ref-spp"),
+    ("n2n-export", "--scene cornell-box --path-fraction inf --out OUT", "--path-fraction"),
+    ("n2n-export", "--scene cornell-box --shard 3/2 --out OUT", "--shard"),
+    # n2n-train
+    ("n2n-train", "--data IN/data --out OUT --lr nan", "--lr"),
+    ("n2n-train", "--data IN/data --out OUT --lr inf", "--lr"),
+    ("n2n-train", "--data IN/data --out OUT --batch 0", "--batch"),
+    ("n2n-train", "--data IN/data --out OUT --crop 100000", "--crop"),
+    ("n2n-train", "--data IN/data --out OUT --batch 4096 --crop 8192", "needs about"),
+    ("n2n-train", "--data IN/data --out OUT --val-fraction 1.5", "--val-fraction"),
+    ("n2n-train", "--data IN/data --out FILE", "FILE"),
+    ("n2n-train", "--data IN/data --out RO", "cannot write"),
+    ("n2n-train", "--data IN/no-such-data --out OUT --iters 1", "IN/no-such-data"),
+    ("n2n-train", "--data IN/data --out OUT --device tpu", "--device"),
+    # n2n-denoise
+    ("n2n-denoise", "--checkpoint IN/nan.pt --input IN/img.png --out OUT.png", "IN/nan.pt"),
+    ("n2n-denoise", "--checkpoint IN/garbage.pt --input IN/img.png --out OUT.png", "IN/garbage.pt"),
+    ("n2n-denoise", "--checkpoint IN/no.pt --input IN/img.png --out OUT.png", "IN/no.pt"),
+    ("n2n-denoise", "--checkpoint IN/mc.pt --input IN/truncated.exr --out OUT.exr", "IN/truncated.exr"),
+    ("n2n-denoise", "--checkpoint IN/mc.pt --input IN/garbage.exr --out OUT.exr", "IN/garbage.exr"),
+    ("n2n-denoise", "--checkpoint IN/mc.pt --input IN/allnan.exr --out OUT.exr", "IN/allnan.exr"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/allnan.exr --out OUT.png", "IN/allnan.exr"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out DIR", "DIR"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out RO/x.png", "cannot write"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out OUT.png --tile nan", "--tile"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out OUT.png --overlap 600", "--overlap"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out OUT.png --device tpu", "--device"),
+    # n2n-bench
+    ("n2n-bench", "--frames 0", "--frames"),
+    ("n2n-bench", "--spp 0", "--spp"),
+    ("n2n-bench", "--size 0", "--size"),
+    ("n2n-bench", "--scene=", "--scene"),
+    ("n2n-bench", "--json DIR", "DIR"),
+    ("n2n-bench", "--json RO/b.json", "cannot write"),
+    ("n2n-bench", "--size 16000 --crop 16000", "needs about"),
+    # n2n-experiment
+    ("n2n-experiment", "gaussian --iters nan --out OUT", "--iters"),
+    ("n2n-experiment", "gaussian --seed -1 --out OUT", "--seed"),
+    ("n2n-experiment", "gaussian --workers -1 --out OUT", "--workers"),
+    ("n2n-experiment", "gaussian --out FILE --data-root IN", "FILE"),
+    ("n2n-experiment", "gaussian --data-root IN/no-such-root --out OUT", "IN/no-such-root"),
+    ("n2n-experiment", "gaussian --out OUT N2N_DATA=IN/no-such-env", "N2N_DATA"),
+]
+if not HAS_CUDA:  # on a machine with a GPU these are valid
+    ROWS += [("n2n-live", "--headless --device cuda --out OUT", "--device"),
+             ("n2n-bench", "--device cuda", "--device"),
+             ("n2n-train", "--data IN/data --out OUT --device cuda", "--device"),
+             ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out OUT.png --device cuda:1", "--device")]
+
+# Rows that also run as real subprocesses: one per command (a truncated EXR for OpenEXR's own messages).
+SUBPROCESS = {0, 20, 30, 43, 52, 64}
+
+
+def _expand(text: str, files: Path, work: Path, ro: Path) -> str:
+    subs = {"IN": files, "FILE": work / "FILE", "DIR": work / "DIR", "RO": ro, "OUT": work / "out"}
+
+    def one(token: str) -> str:
+        if "=" in token and not token.startswith("-"):
+            key, _, value = token.partition("=")
+            return f"{key}={one(value)}"
+        for k, v in subs.items():
+            if token == k or token.startswith((k + "/", k + ".")):
+                return str(v) + token[len(k):]
+        return token
+
+    return " ".join(one(t) for t in text.split(" "))
+
+
+def _args(row, files, work, ro):
+    command, argv, expect = row
+    (work / "FILE").write_text("a file, not a folder")
+    (work / "DIR").mkdir(exist_ok=True)
+    parts = _expand(argv, files, work, ro).split()
+    env = dict(p.split("=", 1) for p in parts if p.startswith("N2N_DATA="))
+    args = [p for p in parts if not p.startswith("N2N_DATA=")]
+    return command, args, env, _expand(expect, files, work, ro)
+
+
+def _tree(folder: Path) -> set:
+    return {p.relative_to(folder) for p in folder.rglob("*")}
+
+
+def _check(code, err: str, expect: str, before: set, work: Path):
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert "Traceback" not in err and expect in lines[0], err
+    assert _tree(work) == before, f"left behind: {_tree(work) - before}"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[f"{i}:{r[0]} {r[1]}" for i, r in enumerate(ROWS)])
+def test_bad_input_in_process(row, files, tmp_path, monkeypatch, capfd):
+    import importlib
+
+    work = tmp_path / "work"
+    work.mkdir()
+    command, args, env, expect = _args(row, files, work, unwritable(tmp_path))
+    before = _tree(work)
+    monkeypatch.chdir(work)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    if "N2N_DATA" not in env:
+        monkeypatch.setenv("N2N_DATA", str(files))
+    module = importlib.import_module(MODULES[command])
+    _no_work(monkeypatch)
+    with pytest.raises(SystemExit) as e:
+        module.main(args)
+    _check(e.value.code, capfd.readouterr().err, expect, before, work)
+
+
+def _no_work(monkeypatch):
+    """Each command's work replaced by a failure: a row must be refused before it, and a validation that stops
+    working makes its row fail at once instead of starting a real render or training run."""
+    from n2n_live import bench, export, headless
+    from offline_experiments import batch_train, experiments
+
+    def work(*a, **k):
+        raise AssertionError("the bad input reached the command's work")
+
+    monkeypatch.setattr(headless, "run_headless", work)
+    monkeypatch.setattr(export, "export", work)
+    monkeypatch.setattr(batch_train, "train", work)
+    monkeypatch.setattr(bench, "run", work)
+    for name in list(experiments.EXPERIMENTS):
+        monkeypatch.setitem(experiments.EXPERIMENTS, name, work)
+
+
+
+
+def test_bad_input_subprocesses(files, tmp_path):
+    """The same rows through `python -m`, several at once: what a user's terminal shows."""
+    jobs = []
+    for i in sorted(SUBPROCESS):
+        work = tmp_path / f"row{i}"
+        work.mkdir()
+        command, args, env, expect = _args(ROWS[i], files, work, unwritable(tmp_path))
+        jobs.append((i, work, _tree(work), expect, [sys.executable, "-m", MODULES[command]] + args,
+                     {**os.environ, "PYTHONPATH": str(REPO), "N2N_DATA": str(files), **env}))
+
+    def run(job):
+        i, work, before, expect, cmd, env = job
+        r = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+        return job, r
+
+    with ThreadPoolExecutor(4) as pool:
+        for (i, work, before, expect, cmd, _), r in pool.map(run, jobs):
+            try:
+                _check(r.returncode, r.stderr, expect, before, work)
+            except AssertionError as e:
+                raise AssertionError(f"row {i} {ROWS[i]}: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Non-finite data: refused when it cannot be used, repaired and counted when a few values are bad.
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    from n2n_live.errors import UserError
+
+    net = UNet(3, 3)
+    save_checkpoint(tmp_path / "net.pt", net)
+    before = (tmp_path / "net.pt").read_bytes()
+    with torch.no_grad():
+        net.dec_conv1c.weight[0, 0, 0, 0] = float("inf")
+    with pytest.raises(UserError, match="not finite"):
+        save_checkpoint(tmp_path / "net.pt", net)
+    assert (tmp_path / "net.pt").read_bytes() == before  # the earlier checkpoint stays
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]  # no temporary left
+
+
+def test_a_few_nan_pixels_are_repaired_and_counted(files, tmp_path, capfd):
+    """A synthetic-noise network on a 32x32 image with 3 NaN/Inf values: one line counting them, and a real
+    image out (without the repair, the NaN spreads through the U-Net and the result is black or refused)."""
+    from PIL import Image
+
+    from n2n_live.denoise_cli import main
+    from n2n_live.exr import write_exr
+
+    img = np.random.default_rng(0).uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
+    img[3, 4, 0], img[10, 20, 1], img[30, 1, 2] = np.nan, np.inf, -np.inf
+    write_exr(tmp_path / "few.exr", {"": img})
+    main(["--checkpoint", str(files / "gaussian.pt"), "--input", str(tmp_path / "few.exr"),
+          "--out", str(tmp_path / "out.png"), "--device", "cpu"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "3 NaN/Inf value(s)" in err[0] and "few.exr" in err[0], err
+    out = np.asarray(Image.open(tmp_path / "out.png"))
+    assert out.shape == (32, 32, 3) and (out > 0).mean() > 0.9
+
+
+def test_a_run_whose_every_step_is_skipped_fails(tmp_path, monkeypatch, capfd):
+    """An emitter of radiance 1e30: L_HDR overflows on every step, TrainStep skips them all; the run must not
+    end as a success with an untrained network."""
+    from n2n_live.cli import main
+
+    (tmp_path / "hot.xml").write_text("""<scene version="3.0.0">
+  <integrator type="path"/>
+  <sensor type="perspective">
+    <float name="fov" value="45"/>
+    <transform name="to_world"><lookat origin="0, 0, 4" target="0, 0, 0" up="0, 1, 0"/></transform>
+    <film type="hdrfilm"><integer name="width" value="16"/><integer name="height" value="16"/></film>
+  </sensor>
+  <shape type="rectangle"><emitter type="area"><rgb name="radiance" value="1e30"/></emitter></shape>
+</scene>""")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["--headless", "--scene", "hot.xml", "--size", "16", "--crop", "16", "--frames", "1", "--spp", "2",
+              "--iters-per-frame", "2", "--sync", "--reference-spp", "0", "--compare", "", "--snapshots", "0",
+              "--no-progress", "--device", "cpu", "--out", "run"])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "all 2 training steps were skipped" in err[-1], err
