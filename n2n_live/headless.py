@@ -182,7 +182,7 @@ def caused_by_interrupt(exc: BaseException) -> bool:
     return False
 
 
-def run_headless(cfg: LiveConfig, progress: bool = True, stream=sys.stdout) -> dict:
+def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
     """Run the fly-through of `cfg.frames` frames and write every output; returns the summary.
 
     Ctrl-C (KeyboardInterrupt) must end the run within 2 s: it stops the trainer threads (waiting at most 0.5 s),
@@ -190,6 +190,7 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=sys.stdout) -> d
     frames' rows and psnr.png a recent plot; the plot, the strip and the PNGs are not redrawn then (measured on 2
     busy cores at 128x128: plot 1.5 s, strip 1.9 s, a trainer step in flight up to 1 s).
     """
+    stream = stream or sys.stdout  # looked up now: a default bound at import would outlive a redirected stdout
     out = Path(cfg.out) if cfg.out else DEFAULT_OUT
     t_start = time.monotonic()
     loop = LiveLoop(cfg)  # a bad scene fails here, before anything is written
