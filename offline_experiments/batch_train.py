@@ -158,18 +158,20 @@ def plot_stats(records: list[dict], out: Path) -> None:
         plt.close(fig)
 
 
-def _check_config(out: Path, config: dict) -> None:
+def _config_error(out: Path, config: dict) -> UserError | None:
+    """A UserError when RUN/config.json was written with other settings (resuming would mix two experiments)."""
     path = out / "config.json"
     if not path.is_file():
-        return
+        return None
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
-        return
+        return None
     for k in RUN_KEYS:
         if k in old and old[k] != config[k]:
-            raise UserError(f"{path}: this run was started with {k}={old[k]!r}, now {config[k]!r}; "
-                            f"use another --out, or the same settings to resume")
+            return UserError(f"{path}: this run was started with {k}={old[k]!r}, now {config[k]!r}; "
+                             f"use another --out, or the same settings to resume")
+    return None
 
 
 # --- validation ---
@@ -224,20 +226,13 @@ def weights_digest(net: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-# --- the run ---
+# --- the run: data, network, run folder, loop, end ---
 
-def train(args: argparse.Namespace, ctx: Dist) -> dict:
-    out: Path = args.out
-    amp = args.amp if args.amp is not None else ctx.device.type == "cuda"
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    config["data"] = str(Path(args.data).resolve())
-    if args.batch % ctx.world:
-        raise UserError(f"--batch {args.batch} does not split between {ctx.world} processes")
-
-    # Dataset: every process scans the names; each reads only its share of the images.
-    error = None
+def load_data(args: argparse.Namespace, ctx: Dist) -> tuple[list, list, list, list]:
+    """(files, validation files, training views, validation views): every process scans the names; each reads
+    only its share of the images."""
+    error, result = None, None
     try:
-        _check_config(out, config)
         files = mc_dataset.scan(args.data, args.spp)
         train_files, val_files = mc_dataset.split(files, args.val_fraction)
         mine = mc_dataset.views_for_rank(train_files, ctx.rank, ctx.world)
@@ -246,21 +241,25 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         val_views = mc_dataset.load(val_files[ctx.rank::ctx.world], need_reference=True, skip_bad=args.skip_bad)
         if not train_views:
             raise UserError(f"{args.data}: no usable training views left")
+        result = files, val_files, train_views, val_views
     except (UserError, OSError) as e:
         error = e if isinstance(e, UserError) else UserError(f"{args.data}: {e}")
     agree(ctx, error)
+    return result
 
-    # Network and optimiser state: resume RUN/checkpoint.pt, else start from --init, else fresh.
-    ckpt_path = out / "checkpoint.pt"
-    net = UNet(9, 3)
-    start, train_state, resumed = 0, None, False
-    error = None
+
+def build_network(args: argparse.Namespace, ctx: Dist, ckpt_path: Path) -> tuple[UNet, dict | None]:
+    """(network, training state or None): resumed from RUN/checkpoint.pt, else started from --init, else fresh
+    weights drawn from --seed (so that the same seed gives the same run)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        net = UNet(9, 3)
+    train_state, error = None, None
     try:
         if ckpt_path.is_file():
             state = read_checkpoint(ckpt_path)
             net.load_state_dict(state["net"])
             train_state = state.get("train_state") or {}
-            start, resumed = int(train_state.get("step", 0)), True
         elif args.init is not None:
             state = read_checkpoint(args.init)
             if (state["n_in"], state["m_out"]) != (9, 3):
@@ -271,7 +270,11 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         error = e
     agree(ctx, error)
     # channels_last: ~25 % faster convolutions on CPU (measured, 2 cores) and the layout tensor cores prefer.
-    net.to(ctx.device, memory_format=torch.channels_last)
+    return net.to(ctx.device, memory_format=torch.channels_last), train_state
+
+
+def make_step(net: UNet, args: argparse.Namespace, ctx: Dist, amp: bool, train_state: dict | None) -> TrainStep:
+    """The shared TrainStep on the network (a DDP replica under torchrun), its optimiser state restored."""
     model = net
     if ctx.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -279,50 +282,58 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         model = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     step_fn = TrainStep(model, l_hdr, lr=args.lr, amp=amp)
     if train_state:
-        if "opt" in train_state:
-            step_fn.opt.load_state_dict(train_state["opt"])
-        step_fn.steps, step_fn.skipped = int(train_state.get("steps", 0)), int(train_state.get("skipped", 0))
+        step_fn.load_state_dict(train_state)
+    return step_fn
 
-    # Run folder (rank 0): config, stats cut back to the checkpoint's step.
+
+def prepare_run_folder(out: Path, config: dict, start: int, resumed: bool) -> None:
+    """Rank 0: remove interrupted temporaries, cut stats.jsonl back to the checkpoint's step, write config.json."""
+    out.mkdir(parents=True, exist_ok=True)
+    for tmp in out.glob(".*.tmp*"):  # temporaries of writes a kill -9 interrupted (atomic_path names)
+        tmp.unlink(missing_ok=True)
     stats_path = out / "stats.jsonl"
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
-        for tmp in out.glob(".*.tmp*"):  # temporaries of writes a kill -9 interrupted (atomic_path names)
-            tmp.unlink(missing_ok=True)
-        records = read_stats(stats_path, upto_step=start)
-        write_text(stats_path, "".join(json.dumps(r) + "\n" for r in records))
-        old = json.loads((out / "config.json").read_text()) if resumed and (out / "config.json").is_file() else {}
-        config.update(world_size=ctx.world, device=str(ctx.device), amp=amp, torch=torch.__version__,
-                      train_views=len(train_files), val_views=len(val_files),
-                      size=list(train_views[0].size), spp_levels=sorted({lv for v in files for lv in v.noisy}),
-                      started=old.get("started", time.strftime("%Y-%m-%d %H:%M:%S")),
-                      resumed_at=old.get("resumed_at", []) + ([start] if resumed else []))
-        write_json(out / "config.json", config)
-        print(f"{PROG}: {'resuming at step ' + str(start) if resumed else 'starting'} "
-              f"({len(train_files)} training / {len(val_files)} validation views, target {args.target}, "
-              f"{ctx.world} process(es) on {ctx.device}{', bf16' if amp else ''})", file=sys.stderr)
-    stats = open(stats_path, "a") if ctx.main else None
+    records = read_stats(stats_path, upto_step=start)
+    write_text(stats_path, "".join(json.dumps(r) + "\n" for r in records))
+    old = json.loads((out / "config.json").read_text()) if resumed and (out / "config.json").is_file() else {}
+    config.update(started=old.get("started", time.strftime("%Y-%m-%d %H:%M:%S")),
+                  resumed_at=old.get("resumed_at", []) + ([start] if resumed else []))
+    write_json(out / "config.json", config)
 
-    def log(record: dict) -> None:
-        if stats is not None:
-            stats.write(json.dumps(record) + "\n")
-            stats.flush()
 
-    def save(step: int) -> None:
-        if ctx.main:
-            save_checkpoint(ckpt_path, net, kind="mc",
-                            train_state={"step": step, "steps": step_fn.steps, "skipped": step_fn.skipped,
-                                         "opt": step_fn.opt.state_dict()},
-                            meta={"trainer": PROG, "target": args.target, "data": config["data"], "step": step})
-            plot_stats(read_stats(stats_path), out)
+class RunFiles:
+    """What rank 0 writes as the run goes: stats.jsonl records, checkpoint.pt and the plots."""
 
+    def __init__(self, out: Path, net: UNet, args: argparse.Namespace, data: str, main: bool):
+        self.out, self.net, self.args, self.data = out, net, args, data
+        self.stats = open(out / "stats.jsonl", "a") if main else None
+
+    def log(self, record: dict) -> None:
+        if self.stats is not None:
+            self.stats.write(json.dumps(record) + "\n")
+            self.stats.flush()
+
+    def save(self, step: int, step_fn: TrainStep) -> None:
+        if self.stats is None:
+            return
+        save_checkpoint(self.out / "checkpoint.pt", self.net, kind="mc", train_state={"step": step, **step_fn.state_dict()},
+                        meta={"trainer": PROG, "target": self.args.target, "data": self.data, "step": step})
+        plot_stats(read_stats(self.out / "stats.jsonl"), self.out)
+
+    def close(self) -> None:
+        if self.stats is not None:
+            self.stats.close()
+
+
+def train_loop(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainStep, train_views: list,
+               val_views: list, files: RunFiles, start: int) -> dict:
+    """Steps start..iters: batch, step, stats, validation, checkpoint. Returns the last validation result."""
     from tqdm import tqdm
 
     bar = tqdm(total=args.iters, initial=start, desc=PROG, unit="it", disable=args.quiet or not ctx.main,
                file=sys.stderr, dynamic_ncols=True)
     per_rank = args.batch // ctx.world
     window = [0.0, 0.0, 0.0]  # loss sum, counted steps, skipped (all processes)
-    t_window, t_start = time.perf_counter(), time.perf_counter()
+    t_window = t_start = time.perf_counter()
     last_val = {}
     for it in range(start, args.iters):
         step = it + 1
@@ -342,45 +353,80 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         # Stats, validation, checkpoint.
         if step % args.log_every == 0 or step == args.iters:
             now = time.perf_counter()
-            log({"step": step, "loss": window[0] / max(window[1], 1), "lr": step_fn.lr, "skipped": int(window[2]),
-                 "sec_per_iter": (now - t_window) / args.log_every, "time": round(now - t_start, 3)})
+            files.log({"step": step, "loss": window[0] / max(window[1], 1), "lr": step_fn.lr,
+                       "skipped": int(window[2]), "sec_per_iter": (now - t_window) / args.log_every,
+                       "time": round(now - t_start, 3)})
             bar.set_postfix(loss=f"{window[0] / max(window[1], 1):.4f}", **({"val": f"{last_val['val_psnr']:.2f}dB"}
                                                                              if last_val else {}))
             window, t_window = [0.0, 0.0, 0.0], now
-        if val_files and (step % args.val_every == 0 or step == args.iters):
-            result = validate(net, val_views, ctx, amp, args.tile)
+        if val_views is not None and (step % args.val_every == 0 or step == args.iters):
+            result = validate(net, val_views, ctx, args.amp, args.tile)
             if result:
                 last_val = result
-                log({"step": step, **result})
+                files.log({"step": step, **result})
         if step % args.ckpt_every == 0 or step == args.iters:
-            save(step)
+            files.save(step, step_fn)
         bar.update(1)
     bar.close()
+    return last_val
 
-    # Replicas must hold identical weights; record it (and fail loudly if not).
+
+def finish(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainStep, start: int, last_val: dict,
+           seconds: float) -> dict:
+    """done.json (rank 0) with the replicas' weight digests; replicas that diverged fail loudly."""
     digests = [weights_digest(net)]
     if ctx.world > 1:
         digests = [None] * ctx.world
         dist.all_gather_object(digests, weights_digest(net))
     done = {"step": args.iters, "target": args.target, "replica_digests": digests,
             "replicas_identical": len(set(digests)) == 1, "skipped_steps": step_fn.skipped,
-            "seconds_this_session": round(time.perf_counter() - t_start, 1), **last_val}
+            "seconds_this_session": round(seconds, 1), **last_val}
     if ctx.main:
         if start >= args.iters:
-            print(f"{PROG}: {out} already finished at step {start}", file=sys.stderr)
-            prev = out / "done.json"
+            print(f"{PROG}: {args.out} already finished at step {start}", file=sys.stderr)
+            prev = args.out / "done.json"
             if prev.is_file():
                 done = {**json.loads(prev.read_text()), "replica_digests": digests}
         else:
-            write_json(out / "done.json", done)
-        if stats is not None:
-            stats.close()
+            write_json(args.out / "done.json", done)
         if last_val:
             print(f"{PROG}: step {args.iters}: validation {last_val['val_psnr']:.2f} dB "
                   f"(input {last_val['input_psnr']:.2f} dB)", file=sys.stderr)
     if not done["replicas_identical"]:
         raise RuntimeError(f"replicas diverged: weight digests {digests}")
     return done
+
+
+def train(args: argparse.Namespace, ctx: Dist) -> dict:
+    """One run of n2n-train in this process: data -> network -> run folder -> loop -> done.json."""
+    out: Path = args.out
+    args.amp = args.amp if args.amp is not None else ctx.device.type == "cuda"
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    config["data"] = str(Path(args.data).resolve())
+    if args.batch % ctx.world:
+        raise UserError(f"--batch {args.batch} does not split between {ctx.world} processes")
+    agree(ctx, _config_error(out, config))
+    files, val_files, train_views, val_views = load_data(args, ctx)
+    net, train_state = build_network(args, ctx, out / "checkpoint.pt")
+    resumed = train_state is not None
+    start = int(train_state.get("step", 0)) if resumed else 0
+    step_fn = make_step(net, args, ctx, args.amp, train_state)
+    if ctx.main:
+        config.update(world_size=ctx.world, device=str(ctx.device), torch=torch.__version__,
+                      train_views=len(files) - len(val_files), val_views=len(val_files),
+                      size=list(train_views[0].size), spp_levels=sorted({lv for v in files for lv in v.noisy}))
+        prepare_run_folder(out, config, start, resumed)
+        print(f"{PROG}: {'resuming at step ' + str(start) if resumed else 'starting'} "
+              f"({len(files) - len(val_files)} training / {len(val_files)} validation views, target {args.target}, "
+              f"{ctx.world} process(es) on {ctx.device}{', bf16' if args.amp else ''})", file=sys.stderr)
+    run_files = RunFiles(out, net, args, config["data"], ctx.main)
+    t_start = time.perf_counter()
+    try:
+        last_val = train_loop(args, ctx, net, step_fn, train_views, val_views if val_files else None, run_files,
+                              start)
+    finally:
+        run_files.close()
+    return finish(args, ctx, net, step_fn, start, last_val, time.perf_counter() - t_start)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
