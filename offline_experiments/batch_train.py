@@ -34,7 +34,7 @@ import torch
 import torch.distributed as dist
 
 from n2n_live.checkpoint import read_checkpoint, save_checkpoint
-from n2n_live.denoise_cli import denoise_tiled
+from n2n_live.denoiser import mc_output
 from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.features import assemble
 from n2n_live.io_utils import atomic_path, write_json, write_text
@@ -190,7 +190,7 @@ def validate(net: torch.nn.Module, views: list, ctx: Dist, amp: bool, tile: int)
             zeros = np.zeros_like(colour)
             x = assemble(*(torch.from_numpy(a) for a in (colour, albedo if albedo is not None else zeros,
                                                            normal if normal is not None else zeros)))
-            y = denoise_tiled(net, x.to(ctx.device), tile=tile, amp=amp)[0].permute(1, 2, 0).cpu()
+            y = mc_output(net, x.to(ctx.device), tile=tile, amp=amp)[0].permute(1, 2, 0).cpu()
             s = sums.setdefault(level, [0.0, 0.0, 0.0])
             s[0] += psnr_hdr(y, ref)
             s[1] += psnr_hdr(torch.from_numpy(colour), ref)

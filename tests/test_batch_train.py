@@ -12,7 +12,7 @@ import torch
 
 from n2n_live.checkpoint import read_checkpoint, save_checkpoint
 from n2n_live.exr import write_exr
-from n2n_live.export import noisy_name, parse_name, reference_name
+from n2n_live.dataset_names import noisy_name, parse_name, reference_name
 from n2n_live.network import UNet
 from offline_experiments import batch_train, mc_dataset
 

@@ -24,16 +24,6 @@ from offline_experiments.report import Column, Result, table_markdown
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tests run tiny tensor ops; on a small shared CPU, torch's thread pool spinning for them costs far
-    # more than it gains (measured: the toy regression 4 s with one thread, 29 s with two under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
