@@ -20,14 +20,10 @@ from .cli import parse_size
 from .errors import exit_on_user_error
 from .losses import l_hdr
 from .network import UNet, run_padded
+from .timing import sync as _sync
 from .train_step import TrainStep
 
 ITERS_PER_FRAME = 8
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _median_ms(fn, device, repeats: int, warmup: int = 2) -> float:

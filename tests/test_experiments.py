@@ -297,6 +297,21 @@ def test_bm3d_and_median_baselines_denoise():
     assert err(baselines.median_filter(imp, 3)) < 0.5 * torch.mean((imp - x) ** 2).item()
 
 
+def test_stats_log_appends_records(tmp_path):
+    """One line per record, appended to the same file (not the whole file rewritten per record); a new log of the
+    same path starts afresh."""
+    path = tmp_path / "stats.jsonl"
+    log = training.StatsLog(path)
+    log.add(iter=1, psnr=20.0)
+    inode = path.stat().st_ino
+    log.add(iter=2, psnr=21.0)
+    log.add(iter=3, psnr=torch.tensor(22.0).item())
+    assert path.stat().st_ino == inode
+    assert [json.loads(line)["iter"] for line in path.read_text().splitlines()] == [1, 2, 3]
+    training.StatsLog(path).add(iter=1)
+    assert len(path.read_text().splitlines()) == 1
+
+
 def test_table_average_is_mean_of_set_means():
     cols = [Column("noisy targets", {"a": [30.0, 32.0], "b": [28.0]}), Column("input", {"a": [20.0], "b": [22.0]},
                                                                                "input")]
