@@ -12,7 +12,8 @@ The run folder RUN holds config.json, stats.jsonl (training and validation recor
 val_psnr.png, checkpoint.pt (weights, optimiser, step; written atomically every --ckpt-every steps and at the
 end) and done.json at the end. Running the same command again resumes from checkpoint.pt, so a crash or kill -9
 loses at most one checkpoint interval; the data order depends only on (seed, rank, step), so a resumed run sees
-the batches the uninterrupted one would have.
+the batches the uninterrupted one would have and ends with the same weights, bit for bit. --seed also draws the
+network's initialisation: the same command gives the same network. (The folder's files: `run_folder`.)
 
 Distributed: under torchrun (WORLD_SIZE > 1) each process trains a DistributedDataParallel replica (nccl on
 CUDA, gloo on CPU) on its share of the training views with minibatch --batch / world; rank 0 writes every file.
@@ -37,17 +38,16 @@ from n2n_live.checkpoint import read_checkpoint, save_checkpoint
 from n2n_live.denoiser import mc_output
 from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.features import assemble
-from n2n_live.io_utils import atomic_path, write_json, write_text
+from n2n_live.io_utils import write_json
 from n2n_live.losses import l_hdr
 from n2n_live.metrics import psnr_hdr
 from n2n_live.network import UNet
 from n2n_live.train_step import LR_MC, TrainStep, rampdown_lr
 
 from . import mc_dataset
+from .run_folder import RUN_KEYS, RunFiles, config_error, prepare_run_folder, read_stats  # noqa: F401 (re-exported)
 
 PROG = "n2n-train"
-# Settings that define a run: resuming with different values would silently mix two experiments.
-RUN_KEYS = ("data", "target", "batch", "crop", "lr", "spp", "seed", "val_fraction", "rampdown")
 
 
 @dataclass
@@ -108,70 +108,6 @@ def agree(ctx: Dist, error: Exception | None) -> None:
     if ctx.rank == bad[0] and error is not None:
         raise error
     raise SystemExit(2)  # another process reported the problem
-
-
-# --- run folder: stats, plots, config ---
-
-def read_stats(path: Path, upto_step: int | None = None) -> list[dict]:
-    """The records of stats.jsonl; a torn last line (kill -9 mid-write) and records after `upto_step` are dropped."""
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and (upto_step is None or rec.get("step", 0) <= upto_step):
-                records.append(rec)
-    return records
-
-
-def plot_stats(records: list[dict], out: Path) -> None:
-    """loss.png (training loss) and val_psnr.png (validation PSNR of the network and of its input)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = [r for r in records if "loss" in r]
-    val = [r for r in records if "val_psnr" in r]
-    if train:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
-        ax.set(xlabel="step", ylabel="L_HDR (training)", yscale="log", title="training loss")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(out / "loss.png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-    if val:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        steps = [r["step"] for r in val]
-        ax.plot(steps, [r["val_psnr"] for r in val], "o-", label="network")
-        ax.plot(steps, [r["input_psnr"] for r in val], "--", color="gray", label="input")
-        ax.set(xlabel="step", ylabel="PSNR (dB, tonemapped)", title="validation")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(out / "val_psnr.png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-
-
-def _config_error(out: Path, config: dict) -> UserError | None:
-    """A UserError when RUN/config.json was written with other settings (resuming would mix two experiments)."""
-    path = out / "config.json"
-    if not path.is_file():
-        return None
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    for k in RUN_KEYS:
-        if k in old and old[k] != config[k]:
-            return UserError(f"{path}: this run was started with {k}={old[k]!r}, now {config[k]!r}; "
-                             f"use another --out, or the same settings to resume")
-    return None
 
 
 # --- validation ---
@@ -286,44 +222,6 @@ def make_step(net: UNet, args: argparse.Namespace, ctx: Dist, amp: bool, train_s
     return step_fn
 
 
-def prepare_run_folder(out: Path, config: dict, start: int, resumed: bool) -> None:
-    """Rank 0: remove interrupted temporaries, cut stats.jsonl back to the checkpoint's step, write config.json."""
-    out.mkdir(parents=True, exist_ok=True)
-    for tmp in out.glob(".*.tmp*"):  # temporaries of writes a kill -9 interrupted (atomic_path names)
-        tmp.unlink(missing_ok=True)
-    stats_path = out / "stats.jsonl"
-    records = read_stats(stats_path, upto_step=start)
-    write_text(stats_path, "".join(json.dumps(r) + "\n" for r in records))
-    old = json.loads((out / "config.json").read_text()) if resumed and (out / "config.json").is_file() else {}
-    config.update(started=old.get("started", time.strftime("%Y-%m-%d %H:%M:%S")),
-                  resumed_at=old.get("resumed_at", []) + ([start] if resumed else []))
-    write_json(out / "config.json", config)
-
-
-class RunFiles:
-    """What rank 0 writes as the run goes: stats.jsonl records, checkpoint.pt and the plots."""
-
-    def __init__(self, out: Path, net: UNet, args: argparse.Namespace, data: str, main: bool):
-        self.out, self.net, self.args, self.data = out, net, args, data
-        self.stats = open(out / "stats.jsonl", "a") if main else None
-
-    def log(self, record: dict) -> None:
-        if self.stats is not None:
-            self.stats.write(json.dumps(record) + "\n")
-            self.stats.flush()
-
-    def save(self, step: int, step_fn: TrainStep) -> None:
-        if self.stats is None:
-            return
-        save_checkpoint(self.out / "checkpoint.pt", self.net, kind="mc", train_state={"step": step, **step_fn.state_dict()},
-                        meta={"trainer": PROG, "target": self.args.target, "data": self.data, "step": step})
-        plot_stats(read_stats(self.out / "stats.jsonl"), self.out)
-
-    def close(self) -> None:
-        if self.stats is not None:
-            self.stats.close()
-
-
 def train_loop(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainStep, train_views: list,
                val_views: list, files: RunFiles, start: int) -> dict:
     """Steps start..iters: batch, step, stats, validation, checkpoint. Returns the last validation result."""
@@ -405,7 +303,7 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
     config["data"] = str(Path(args.data).resolve())
     if args.batch % ctx.world:
         raise UserError(f"--batch {args.batch} does not split between {ctx.world} processes")
-    agree(ctx, _config_error(out, config))
+    agree(ctx, config_error(out, config))
     files, val_files, train_views, val_views = load_data(args, ctx)
     net, train_state = build_network(args, ctx, out / "checkpoint.pt")
     resumed = train_state is not None
@@ -419,7 +317,7 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         print(f"{PROG}: {'resuming at step ' + str(start) if resumed else 'starting'} "
               f"({len(files) - len(val_files)} training / {len(val_files)} validation views, target {args.target}, "
               f"{ctx.world} process(es) on {ctx.device}{', bf16' if args.amp else ''})", file=sys.stderr)
-    run_files = RunFiles(out, net, args, config["data"], ctx.main)
+    run_files = RunFiles(out, net, args, config["data"], ctx.main, PROG)
     t_start = time.perf_counter()
     try:
         last_val = train_loop(args, ctx, net, step_fn, train_views, val_views if val_files else None, run_files,

@@ -25,7 +25,7 @@ SHIFT = 0.5
 
 # ---------------------------------------------------------------------------------------------------------
 # Stats: one JSON object per line, appended as the run goes (a reader skips a torn last line, see
-# batch_train.read_stats); rewriting the whole file on every record grew quadratically with the run.
+# run_folder.read_stats); rewriting the whole file on every record grew quadratically with the run.
 
 class StatsLog:
     """`add(**record)` appends one line to `path` (None: keep nothing); a new log's first record starts the file
