@@ -108,14 +108,16 @@ def _weights(run: Path) -> dict:
 
 
 def test_same_seed_same_weights(tmp_path):
-    """The network's initialisation, the crops and the data order follow --seed alone."""
+    """The network's initialisation follows --seed alone, whatever state the process's global RNG is in (lr ~ 0
+    keeps the weights at their initialisation, so a different seed must show as a different network)."""
     data = make_dataset(tmp_path / "data", views=3)
-    args = ["--data", data, "--iters", "2", "--val-fraction", "0", *TINY]
-    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+    args = ["--data", data, "--iters", "2", "--val-fraction", "0", "--lr", "1e-12", *TINY]
+    for name, seed, global_seed in (("a", 3, 1), ("b", 3, 2), ("c", 4, 1)):
+        torch.manual_seed(global_seed)
         assert run_main([*args, "--out", tmp_path / name, "--seed", seed]) == 0
     a, b, c = (_weights(tmp_path / n) for n in "abc")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert not all(torch.equal(a[k], c[k]) for k in a)
+    assert max((a[k] - c[k]).abs().max().item() for k in a) > 1e-3
 
 
 def test_kill9_then_rerun_resumes_from_last_checkpoint(tmp_path):
