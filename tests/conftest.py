@@ -1,6 +1,8 @@
 """Shared test settings: one torch thread, and polling with a deadline instead of fixed sleeps."""
 from __future__ import annotations
 
+import os
+import resource
 import time
 
 import pytest
@@ -29,3 +31,25 @@ def wait_for(pred, timeout: float = 120.0, interval: float = 0.01) -> bool:
         if time.monotonic() >= end:
             return False
         time.sleep(interval)
+
+
+# --- CPU seconds per test (N2N_TEST_CPU=1): on a shared machine wall-clock durations mostly measure the other
+# processes; CPU time (this process + its finished children) is what the test itself costs.
+if os.environ.get("N2N_TEST_CPU"):
+    _cpu: dict[str, float] = {}
+
+    def _cpu_now() -> float:
+        own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_protocol(item, nextitem):
+        t0 = _cpu_now()
+        yield
+        _cpu[item.nodeid] = _cpu_now() - t0
+
+    def pytest_terminal_summary(terminalreporter):
+        total = sum(_cpu.values())
+        terminalreporter.write_line(f"CPU seconds (self + children), total {total:.1f} s; slowest:")
+        for nodeid, sec in sorted(_cpu.items(), key=lambda kv: -kv[1])[:40]:
+            terminalreporter.write_line(f"{sec:8.1f}  {nodeid}")
