@@ -302,11 +302,11 @@ def test_stats_log_appends_records(tmp_path):
     same path starts afresh."""
     path = tmp_path / "stats.jsonl"
     log = training.StatsLog(path)
-    log.add(iter=1, psnr=20.0)
-    inode = path.stat().st_ino
-    log.add(iter=2, psnr=21.0)
-    log.add(iter=3, psnr=torch.tensor(22.0).item())
-    assert path.stat().st_ino == inode
+    with open(path, "a"):  # (created here and held open, so that a replacement cannot reuse its inode number)
+        inode = path.stat().st_ino
+        for i in (1, 2, 3):
+            log.add(iter=i, psnr=20.0 + i)
+            assert path.stat().st_ino == inode  # the same file, appended to; not a new file renamed over it
     assert [json.loads(line)["iter"] for line in path.read_text().splitlines()] == [1, 2, 3]
     training.StatsLog(path).add(iter=1)
     assert len(path.read_text().splitlines()) == 1
