@@ -1,6 +1,6 @@
 # The two commands of the README: `make run` (the main job) and `make test` (the test suite).
 # Both install what they need on a fresh machine first (scripts/setup.sh).
-.PHONY: setup run test bench soak clean
+.PHONY: setup run test test-all bench soak clean
 
 ARGS ?=
 
@@ -11,7 +11,12 @@ setup:
 run: setup
 	.venv/bin/n2n-live $(ARGS)
 
+# `make test` leaves out the tests marked slow (each repeats, at a larger scale, what a fast test covers);
+# `make test-all` runs them too. N2N_TEST_CPU=1 prints each test's CPU seconds.
 test: setup
+	.venv/bin/python -m pytest -q -m "not slow" $(ARGS)
+
+test-all: setup
 	.venv/bin/python -m pytest -q $(ARGS)
 
 bench: setup

@@ -27,6 +27,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .errors import UserError, exit_on_user_error
 from .losses import l_hdr
 from .network import UNet, run_padded
+from .timing import sync as _sync
 from .train_step import TrainStep
 from .validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_live, check_output_file, integer, nonempty,
                        resolve_device, size)
@@ -58,11 +59,6 @@ def build_model(name: str) -> torch.nn.Module:
 def input_channels(net: torch.nn.Module) -> int:
     """Channels `net` takes: its features plus any linear colour it filters (n_in + linear_channels)."""
     return int(getattr(net, "n_in", 9)) + int(getattr(net, "linear_channels", 0))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _median_ms(fn, device, repeats: int, warmup: int = 2) -> float:

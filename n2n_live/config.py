@@ -34,7 +34,7 @@ class LiveConfig:
 
     iters_per_frame: int = 8
     """Training iterations per rendered frame (the paper: 8). Iterations alternate the directions A->B and B->A,
-    each on a new random crop (OnlineTrainer.both_directions)."""
+    each on a new random crop; the alternation continues across frames, so odd counts train both equally."""
 
     crop: int = 256
     """Side of the random square training crop (the paper: 256); clamped to the frame size."""

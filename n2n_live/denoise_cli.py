@@ -1,12 +1,15 @@
 """`n2n-denoise`: apply a trained network to a user's own image.
 
     n2n-denoise --checkpoint CKPT --input noisy.exr [--albedo alb.exr --normal nrm.exr] --out clean.exr
+    n2n-denoise --checkpoint CKPT --input data/view_a_0008spp.hdr.exr --out clean.exr   # .alb/.nrm.exr beside
     n2n-denoise --checkpoint gaussian.pt --input photo.png --out photo_denoised.png
 
 Any checkpoint works: live-saved or batch-trained Monte Carlo networks (kind "mc"; EXR input, linear HDR
-output; 9 input channels need the albedo and normal, given as files or as `albedo`/`normal` layers of the input
-EXR), and the synthetic-noise models of the experiments (other kinds; 3 or 1 input channels, images in [0, 1]
-shifted to [-0.5, 0.5], PNG/JPG/EXR input). Large images are denoised in overlapping tiles blended with linear
+output; 9 input channels need the albedo and normal, given as files, as `albedo`/`normal` layers of the input
+EXR, or beside an input named X.hdr.exr as X.alb.exr and X.nrm.exr, n2n-export's naming), and the
+synthetic-noise models of the experiments (other kinds; 3 or 1 input channels, images in [0, 1] shifted to
+[-0.5, 0.5], PNG/JPG/EXR input). Monte Carlo networks go through the live Denoiser's inference seam
+(`denoiser.mc_output`), so a file gives what the live app shows for the same input. Large images are denoised in overlapping tiles blended with linear
 ramps, so memory stays bounded. The output format follows the extension (.exr linear, .png/.jpg 8-bit; an MC
 result is tonemapped with T for 8-bit output) and is written atomically.
 """
@@ -19,71 +22,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .dataset_names import features_beside
+from .denoiser import mc_output
 from .errors import UserError, exit_on_user_error
-from .network import run_padded
 from .validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, ArgumentParser, check_memory, check_output_file, integer,
                        path_arg, repair_nonfinite, resolve_device)
+from .tiling import denoise_tiled
 
 PROG = "n2n-denoise"
 LDR_SUFFIXES = {".png", ".jpg", ".jpeg"}
 IMAGE_SUFFIXES = LDR_SUFFIXES | {".exr"}
-
-
-def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
-    """1-D blending weights: linear ramps over `overlap` pixels on sides that meet another tile."""
-    w = torch.ones(n)
-    r = min(overlap, n // 2)
-    if r > 0:
-        ramp = torch.arange(1, r + 1, dtype=torch.float32) / (r + 1)
-        if not at_start:
-            w[:r] = ramp
-        if not at_end:
-            w[n - r:] = ramp.flip(0)
-    return w
-
-
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    stride = tile - overlap
-    starts = list(range(0, size - tile, stride)) + [size - tile]
-    return sorted(set(starts))
-
-
-@torch.no_grad()
-def denoise_tiled(net: torch.nn.Module, x: torch.Tensor, tile: int = 512, overlap: int = 32,
-                  amp: bool = False) -> torch.Tensor:
-    """Network output for an NCHW input of any size: whole if it fits in `tile`, else overlapping tiles.
-
-    Tiles are `tile` pixels square (a multiple of 32 avoids padding), overlap by `overlap` pixels and are
-    blended with linear ramps; the output is float32 on x's device.
-    """
-    if overlap >= tile:
-        raise UserError(f"tile overlap ({overlap}) must be smaller than the tile ({tile})")
-    net.eval()
-    n, _, h, w = x.shape
-
-    def run(t):
-        with torch.autocast(t.device.type, dtype=torch.bfloat16, enabled=amp):
-            return run_padded(net, t).float()
-
-    if h <= tile and w <= tile:
-        return run(x)
-    out = None
-    weight = torch.zeros(1, 1, h, w, device=x.device)
-    ys, xs = _starts(h, tile, overlap), _starts(w, tile, overlap)
-    for y in ys:
-        for xx in xs:
-            th, tw = min(tile, h - y), min(tile, w - xx)
-            y_out = run(x[:, :, y:y + th, xx:xx + tw])
-            if out is None:
-                out = torch.zeros(n, y_out.shape[1], h, w, device=x.device)
-            wy = _ramp(th, overlap, y == 0, y + th >= h).to(x.device)
-            wx = _ramp(tw, overlap, xx == 0, xx + tw >= w).to(x.device)
-            wt = (wy[:, None] * wx[None, :])[None, None]
-            out[:, :, y:y + th, xx:xx + tw] += y_out * wt
-            weight[:, :, y:y + th, xx:xx + tw] += wt
-    return out / weight
 
 
 # --- reading and writing images ---
@@ -160,8 +108,16 @@ def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
     if n_in == 3:
         x = assemble(torch.from_numpy(colour), torch.zeros(h, w, 3), torch.zeros(h, w, 3))[:, :3]
         return x, colour
+    files = {"albedo": args.albedo, "normal": args.normal}
+    missing = [what for what, f in files.items() if f is None and not (what in layers and layers[what].shape[-1] >= 3)]
+    beside = features_beside(args.input) if missing else None
+    if beside is not None:  # n2n-export's naming: X.hdr.exr with X.alb.exr and X.nrm.exr
+        for what in missing:
+            files[what] = beside[0] if what == "albedo" else beside[1]
+        print(f"{PROG}: using {' and '.join(files[w].name for w in missing)} beside the input "
+              f"(--albedo/--normal override)", file=sys.stderr)
     feats = []
-    for what, file in (("albedo", args.albedo), ("normal", args.normal)):
+    for what, file in files.items():
         if file is not None:
             img = read_rgb(file)
             src = file
@@ -189,7 +145,7 @@ def denoise_file(args) -> tuple[np.ndarray, bool]:
         if n_in not in (3, 9):
             raise UserError(f"{args.checkpoint}: a Monte Carlo network with {n_in} input channels is not supported")
         x, _ = _mc_input(args, n_in)
-        y = denoise_tiled(net, x.to(device), args.tile, args.overlap, amp=args.amp)
+        y = mc_output(net, x.to(device), args.tile, args.overlap, amp=args.amp)
         return y[0].permute(1, 2, 0).cpu().numpy(), True
     if n_in not in (1, 3):
         raise UserError(f"{args.checkpoint}: a '{kind}' network with {n_in} input channels is not supported")

@@ -12,7 +12,16 @@ import torch
 from torch import nn
 
 from . import features
-from .network import UNet, run_padded
+from .network import UNet
+from .tiling import denoise_tiled
+
+
+def mc_output(net: nn.Module, x: torch.Tensor, tile: int | None = None, overlap: int = 32,
+              amp: bool = False) -> torch.Tensor:
+    """The one Monte Carlo inference seam (the live Denoiser, n2n-denoise, n2n-train's validation): assembled
+    NCHW features -> network (in tiles when larger than `tile`) -> linear radiance clamped at 0. A network
+    can output slightly negative values; radiance cannot be negative."""
+    return denoise_tiled(net, x, tile, overlap, amp=amp).clamp_(min=0.0)
 
 
 class Denoiser:
@@ -48,8 +57,7 @@ class Denoiser:
             colour, albedo, normal = (torch.as_tensor(t).to(self.device, torch.float32)
                                       for t in (colour, albedo, normal))
             x = features.assemble(colour, albedo, normal, exposure=self.exposure)
-            x = x.contiguous(memory_format=torch.channels_last)
-            return run_padded(self.net, x).clamp_(min=0.0)
+            return mc_output(self.net, x.contiguous(memory_format=torch.channels_last))
 
     def denoise(self, colour, albedo, normal) -> torch.Tensor:
         """One noisy HWC image (+ its albedo and normal) -> denoised HWC linear radiance."""

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .dataset_names import REALISATION_TAGS, noisy_name, reference_name
 from .errors import UserError, exit_on_user_error
 from .io_utils import atomic_path, write_json
 from .validate import (MAX_SPP, ArgumentParser, check_output_dir, check_render, integer, nonempty, path_arg, real,
@@ -47,35 +48,7 @@ from .validate import (MAX_SPP, ArgumentParser, check_output_dir, check_render, 
 
 PROG = "n2n-export"
 FORMAT = "n2n-live-dataset/1"
-REALISATION_TAGS = "abcdefghijklmnopqrstuvwxyz"
 RANDOM_CONE_DEG = 40.0
-
-_NAME = re.compile(r"^(?P<group>.+)_(?:(?P<spp>\d+)spp|(?P<ref>ref|reference|gt|target))\.(?P<feature>hdr|alb|nrm)\.exr$",
-                   re.IGNORECASE)
-_TAGGED = re.compile(r"^(?P<view>.+)_(?P<tag>[a-z])$")
-
-
-def noisy_name(view: str, tag: str, spp: int, feature: str = "hdr") -> str:
-    """`<view>_<tag>_<NNNN>spp.<feature>.exr`, feature in hdr (colour), alb (albedo), nrm (normal)."""
-    return f"{view}_{tag}_{spp:04d}spp.{feature}.exr"
-
-
-def reference_name(view: str, tag: str) -> str:
-    return f"{view}_{tag}_ref.hdr.exr"
-
-
-def parse_name(filename: str) -> tuple[str, str, int | None, str] | None:
-    """(view, realisation tag, spp or None for a reference, feature) of a dataset file name, None for others.
-
-    Names without a realisation tag (a plain OIDN dataset) give the tag "".
-    """
-    m = _NAME.match(filename)
-    if m is None:
-        return None
-    group = m["group"]
-    t = _TAGGED.match(group)
-    view, tag = (t["view"], t["tag"]) if t else (group, "")
-    return view, tag, (int(m["spp"]) if m["spp"] else None), m["feature"].lower()
 
 
 def view_name(scene: str, index: int) -> str:

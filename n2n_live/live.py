@@ -18,6 +18,7 @@ from .denoiser import Denoiser
 from .errors import UserError
 from .evaluation import ReferenceStore, default_cache_dir, score_frame, should_evaluate
 from .network import UNet
+from .timing import sync as _sync
 from .trainer import OnlineTrainer
 from .validate import resolve_device
 
@@ -52,11 +53,6 @@ class FrameResult:
     skipped: int = 0  # non-finite training steps skipped so far
     sanitized_frames: int = 0  # frames whose NaN/Inf samples were replaced
     extra: dict = field(default_factory=dict)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)  # timing only: make the measured work finish
 
 
 class LiveLoop:

@@ -49,3 +49,4 @@ def masked_l2(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
 
 
 LOSSES = {"l2": l2, "l1": l1, "l0": l0_annealed, "l_hdr": l_hdr, "masked_l2": masked_l2}
+"""Every loss by name: the experiments' RunSpec.loss and the trainers look them up here."""

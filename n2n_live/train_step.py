@@ -77,12 +77,13 @@ class TrainStep:
         return loss_value
 
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "opt": self.opt.state_dict(), "steps": self.steps,
-                "skipped": self.skipped}
+        """The optimiser's state and the step counters: what a checkpoint needs besides the network's weights
+        (which `checkpoint.save_checkpoint` stores itself)."""
+        return {"opt": self.opt.state_dict(), "steps": self.steps, "skipped": self.skipped}
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
+        """Restore `state_dict()`'s optimiser state and counters (missing entries keep their fresh values)."""
         if "opt" in state:
             self.opt.load_state_dict(state["opt"])
-        self.steps = int(state.get("steps", 0))
-        self.skipped = int(state.get("skipped", 0))
+        self.steps = int(state.get("steps", self.steps))
+        self.skipped = int(state.get("skipped", self.skipped))

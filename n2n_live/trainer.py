@@ -4,8 +4,9 @@
     trainer thread: take the newest pair -> iters_per_frame x (random crop, TrainStep.step) -> publish weights
     weights()     (any thread)  ->  (version, state_dict snapshot), taken under a short lock
 
-Steps alternate the two directions on random crops: noisy A -> noisy B, then B -> A (Noise2Noise: no clean image;
-`both_directions = True` makes each step a minibatch of both). With `target="clean"` the targets are the reference
+Steps alternate the two directions on random crops: noisy A -> noisy B, then B -> A (Noise2Noise: no clean image).
+The alternation runs across frames, so an odd `iters_per_frame` (or one iteration per frame) still trains both
+directions equally. With `target="clean"` the targets are the reference
 instead (A -> ref, B -> ref): the same inputs, only the target differs, which is the paper's clean-target comparison.
 The loss is L_HDR on linear outputs with tonemapped inputs (features.assemble). NaN/Inf samples are replaced
 (features.sanitize) and counted; a step whose loss or gradient is still not finite is skipped by TrainStep and
@@ -75,18 +76,16 @@ class OnlineTrainer:
         """Iterations per submitted frame; may be changed at run time (read when a frame starts)."""
         self.crop = int(cfg.crop)
         """Crop side; may be changed at run time (read every step, clamped to the frame)."""
-        self.both_directions = False
-        """False (default): steps alternate A->B and B->A, one image each. True: each step is a minibatch of both
-        directions on the same crop. Measured (64x64 Cornell box fly-through, 60 frames x 8 iterations, lr 1e-3):
-        the same PSNR (+4.4 vs +4.3 dB over the input) for ~60 % of the compute, so alternating is the default."""
         self._lr = float(cfg.lr)
         self._seed = int(getattr(cfg, "seed", 0))
         self._rng = random.Random(self._seed)
         self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
+        # Steps alternate A->B and B->A, one image each: measured (64x64 Cornell box, 60 frames x 8 iterations,
+        # lr 1e-3) the same PSNR as a minibatch of both directions (+4.3 vs +4.4 dB) for ~60 % of the compute.
+        self._direction = 0  # 0: A->B, 1: B->A; flips every step, across frames
 
         self._cond = threading.Condition()  # guards the mailbox, flags and requests below
         self._pending: _Sample | None = None
-        self._current: _Sample | None = None
         self._current_inputs = None
         self._left = 0  # iterations left on the current frame
         self._paused = False
@@ -234,8 +233,7 @@ class OnlineTrainer:
     def save(self, path, meta: dict | None = None) -> None:
         """Write a checkpoint (network, optimiser state, counters). May wait for the step in flight."""
         with self._step_lock:
-            train_state = {"opt": self._step.opt.state_dict(), "steps": self._step.steps,
-                           "skipped": self._step.skipped, "target": self.target}
+            train_state = {**self._step.state_dict(), "target": self.target}
             save_checkpoint(path, self.net, kind="mc", train_state=train_state, meta=meta)
 
     def _request(self, fn) -> None:
@@ -251,6 +249,7 @@ class OnlineTrainer:
         self.net.load_state_dict(fresh.state_dict())
         self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
         self._rng = random.Random(self._seed)
+        self._direction = 0
         with self._stats_lock:
             self._s.update(steps=0, skipped=0, last_loss=float("nan"), frame_loss=float("nan"))
             self._loss_history.clear()
@@ -262,10 +261,10 @@ class OnlineTrainer:
         ts = state.get("train_state") or {}
         if isinstance(ts, dict) and "opt" in ts:
             try:
-                self._step.opt.load_state_dict(ts["opt"])
+                self._step.load_state_dict(ts)
                 self._step.set_lr(self._lr)
             except (ValueError, KeyError, RuntimeError):
-                pass  # an optimiser state from another setup: start Adam afresh
+                self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)  # another setup's: start afresh
         self._publish()
 
     # ---------------------------------------------------------------- stats
@@ -282,11 +281,12 @@ class OnlineTrainer:
         return s
 
     def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until the trainer has no frame in flight or waiting (or is paused/stopped). True if idle."""
+        """Block until the trainer has no step running and no frame in flight or waiting (or is paused/stopped with
+        no step running). True if idle."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self.running and not self._paused and not self._stop and (
-                    self._pending is not None or self._left > 0 or self._busy or self._requests):
+            while self.running and (self._busy or not self._paused and not self._stop and (
+                    self._pending is not None or self._left > 0 or self._requests)):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return False
@@ -356,7 +356,6 @@ class OnlineTrainer:
             inputs = torch.cat([a, b]).contiguous(memory_format=torch.channels_last)
             targets = torch.cat([ta, tb]).contiguous()
         self._current_inputs = (inputs, targets)
-        self._current = sample
         self._left = self.iters_per_frame
         self._frame_losses = []
         self._frame_ms = 0.0
@@ -377,13 +376,13 @@ class OnlineTrainer:
 
     def _one_step(self) -> None:
         inputs, targets = self._current_inputs
-        if not self.both_directions:  # alternate A->B and B->A, one image per step
-            k = self._left % 2
-            inputs, targets = inputs[k:k + 1], targets[k:k + 1]
+        k = self._direction  # index 0: A->B, 1: B->A (see _begin_frame)
+        inputs, targets = inputs[k:k + 1], targets[k:k + 1]
         ys, xs = self._crop(*inputs.shape[-2:])
         t0 = time.perf_counter()
         with self._step_lock:
             loss = self._step.step(inputs[..., ys, xs], targets[..., ys, xs])
+            self._direction ^= 1
             if loss is not None:
                 self._publish()
         if self.device.type == "cuda":

@@ -12,7 +12,8 @@ The run folder RUN holds config.json, stats.jsonl (training and validation recor
 val_psnr.png, checkpoint.pt (weights, optimiser, step; written atomically every --ckpt-every steps and at the
 end) and done.json at the end. Running the same command again resumes from checkpoint.pt, so a crash or kill -9
 loses at most one checkpoint interval; the data order depends only on (seed, rank, step), so a resumed run sees
-the batches the uninterrupted one would have.
+the batches the uninterrupted one would have and ends with the same weights, bit for bit. --seed also draws the
+network's initialisation: the same command gives the same network. (The folder's files: `run_folder`.)
 
 Distributed: under torchrun (WORLD_SIZE > 1) each process trains a DistributedDataParallel replica (nccl on
 CUDA, gloo on CPU) on its share of the training views with minibatch --batch / world; rank 0 writes every file.
@@ -34,10 +35,10 @@ import torch
 import torch.distributed as dist
 
 from n2n_live.checkpoint import read_checkpoint, save_checkpoint
-from n2n_live.denoise_cli import denoise_tiled
+from n2n_live.denoiser import mc_output
 from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.features import assemble
-from n2n_live.io_utils import atomic_path, write_json, write_text
+from n2n_live.io_utils import write_json
 from n2n_live.losses import l_hdr
 from n2n_live.metrics import psnr_hdr
 from n2n_live.network import UNet
@@ -46,10 +47,9 @@ from n2n_live.validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, MAX_SIDE, TRAI
                                check_memory, check_output_dir, integer, path_arg, real, resolve_device, spp_list)
 
 from . import mc_dataset
+from .run_folder import RUN_KEYS, RunFiles, config_error, prepare_run_folder, read_stats  # noqa: F401 (re-exported)
 
 PROG = "n2n-train"
-# Settings that define a run: resuming with different values would silently mix two experiments.
-RUN_KEYS = ("data", "target", "batch", "crop", "lr", "spp", "seed", "val_fraction", "rampdown")
 
 
 @dataclass
@@ -101,68 +101,6 @@ def agree(ctx: Dist, error: Exception | None) -> None:
     raise SystemExit(2)  # another process reported the problem
 
 
-# --- run folder: stats, plots, config ---
-
-def read_stats(path: Path, upto_step: int | None = None) -> list[dict]:
-    """The records of stats.jsonl; a torn last line (kill -9 mid-write) and records after `upto_step` are dropped."""
-    records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(rec, dict) and (upto_step is None or rec.get("step", 0) <= upto_step):
-                records.append(rec)
-    return records
-
-
-def plot_stats(records: list[dict], out: Path) -> None:
-    """loss.png (training loss) and val_psnr.png (validation PSNR of the network and of its input)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    train = [r for r in records if "loss" in r]
-    val = [r for r in records if "val_psnr" in r]
-    if train:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        ax.plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
-        ax.set(xlabel="step", ylabel="L_HDR (training)", yscale="log", title="training loss")
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(out / "loss.png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-    if val:
-        fig, ax = plt.subplots(figsize=(6, 4))
-        steps = [r["step"] for r in val]
-        ax.plot(steps, [r["val_psnr"] for r in val], "o-", label="network")
-        ax.plot(steps, [r["input_psnr"] for r in val], "--", color="gray", label="input")
-        ax.set(xlabel="step", ylabel="PSNR (dB, tonemapped)", title="validation")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(out / "val_psnr.png") as tmp:
-            fig.savefig(tmp, dpi=100)
-        plt.close(fig)
-
-
-def _check_config(out: Path, config: dict) -> None:
-    path = out / "config.json"
-    if not path.is_file():
-        return
-    try:
-        old = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    for k in RUN_KEYS:
-        if k in old and old[k] != config[k]:
-            raise UserError(f"{path}: this run was started with {k}={old[k]!r}, now {config[k]!r}; "
-                            f"use another --out, or the same settings to resume")
-
-
 # --- validation ---
 
 @torch.no_grad()
@@ -179,7 +117,7 @@ def validate(net: torch.nn.Module, views: list, ctx: Dist, amp: bool, tile: int)
             zeros = np.zeros_like(colour)
             x = assemble(*(torch.from_numpy(a) for a in (colour, albedo if albedo is not None else zeros,
                                                            normal if normal is not None else zeros)))
-            y = denoise_tiled(net, x.to(ctx.device), tile=tile, amp=amp)[0].permute(1, 2, 0).cpu()
+            y = mc_output(net, x.to(ctx.device), tile=tile, amp=amp)[0].permute(1, 2, 0).cpu()
             s = sums.setdefault(level, [0.0, 0.0, 0.0])
             s[0] += psnr_hdr(y, ref)
             s[1] += psnr_hdr(torch.from_numpy(colour), ref)
@@ -215,20 +153,13 @@ def weights_digest(net: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-# --- the run ---
+# --- the run: data, network, run folder, loop, end ---
 
-def train(args: argparse.Namespace, ctx: Dist) -> dict:
-    out: Path = args.out
-    amp = args.amp if args.amp is not None else ctx.device.type == "cuda"
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    config["data"] = str(Path(args.data).resolve())
-    if args.batch % ctx.world:
-        raise UserError(f"--batch {args.batch} does not split between {ctx.world} processes")
-
-    # Dataset: every process scans the names; each reads only its share of the images.
-    error = None
+def load_data(args: argparse.Namespace, ctx: Dist) -> tuple[list, list, list, list]:
+    """(files, validation files, training views, validation views): every process scans the names; each reads
+    only its share of the images."""
+    error, result = None, None
     try:
-        _check_config(out, config)
         files = mc_dataset.scan(args.data, args.spp)
         train_files, val_files = mc_dataset.split(files, args.val_fraction)
         mine = mc_dataset.views_for_rank(train_files, ctx.rank, ctx.world)
@@ -237,21 +168,25 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         val_views = mc_dataset.load(val_files[ctx.rank::ctx.world], need_reference=True, skip_bad=args.skip_bad)
         if not train_views:
             raise UserError(f"{args.data}: no usable training views left")
+        result = files, val_files, train_views, val_views
     except (UserError, OSError) as e:
         error = e if isinstance(e, UserError) else UserError(f"{args.data}: {e}")
     agree(ctx, error)
+    return result
 
-    # Network and optimiser state: resume RUN/checkpoint.pt, else start from --init, else fresh.
-    ckpt_path = out / "checkpoint.pt"
-    net = UNet(9, 3)
-    start, train_state, resumed = 0, None, False
-    error = None
+
+def build_network(args: argparse.Namespace, ctx: Dist, ckpt_path: Path) -> tuple[UNet, dict | None]:
+    """(network, training state or None): resumed from RUN/checkpoint.pt, else started from --init, else fresh
+    weights drawn from --seed (so that the same seed gives the same run)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        net = UNet(9, 3)
+    train_state, error = None, None
     try:
         if ckpt_path.is_file():
             state = read_checkpoint(ckpt_path)
             net.load_state_dict(state["net"])
             train_state = state.get("train_state") or {}
-            start, resumed = int(train_state.get("step", 0)), True
         elif args.init is not None:
             state = read_checkpoint(args.init)
             if (state["n_in"], state["m_out"]) != (9, 3):
@@ -262,7 +197,11 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         error = e
     agree(ctx, error)
     # channels_last: ~25 % faster convolutions on CPU (measured, 2 cores) and the layout tensor cores prefer.
-    net.to(ctx.device, memory_format=torch.channels_last)
+    return net.to(ctx.device, memory_format=torch.channels_last), train_state
+
+
+def make_step(net: UNet, args: argparse.Namespace, ctx: Dist, amp: bool, train_state: dict | None) -> TrainStep:
+    """The shared TrainStep on the network (a DDP replica under torchrun), its optimiser state restored."""
     model = net
     if ctx.world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -270,50 +209,20 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         model = DistributedDataParallel(net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     step_fn = TrainStep(model, l_hdr, lr=args.lr, amp=amp)
     if train_state:
-        if "opt" in train_state:
-            step_fn.opt.load_state_dict(train_state["opt"])
-        step_fn.steps, step_fn.skipped = int(train_state.get("steps", 0)), int(train_state.get("skipped", 0))
+        step_fn.load_state_dict(train_state)
+    return step_fn
 
-    # Run folder (rank 0): config, stats cut back to the checkpoint's step.
-    stats_path = out / "stats.jsonl"
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
-        for tmp in out.glob(".*.tmp*"):  # temporaries of writes a kill -9 interrupted (atomic_path names)
-            tmp.unlink(missing_ok=True)
-        records = read_stats(stats_path, upto_step=start)
-        write_text(stats_path, "".join(json.dumps(r) + "\n" for r in records))
-        old = json.loads((out / "config.json").read_text()) if resumed and (out / "config.json").is_file() else {}
-        config.update(world_size=ctx.world, device=str(ctx.device), amp=amp, torch=torch.__version__,
-                      train_views=len(train_files), val_views=len(val_files),
-                      size=list(train_views[0].size), spp_levels=sorted({lv for v in files for lv in v.noisy}),
-                      started=old.get("started", time.strftime("%Y-%m-%d %H:%M:%S")),
-                      resumed_at=old.get("resumed_at", []) + ([start] if resumed else []))
-        write_json(out / "config.json", config)
-        print(f"{PROG}: {'resuming at step ' + str(start) if resumed else 'starting'} "
-              f"({len(train_files)} training / {len(val_files)} validation views, target {args.target}, "
-              f"{ctx.world} process(es) on {ctx.device}{', bf16' if amp else ''})", file=sys.stderr)
-    stats = open(stats_path, "a") if ctx.main else None
 
-    def log(record: dict) -> None:
-        if stats is not None:
-            stats.write(json.dumps(record) + "\n")
-            stats.flush()
-
-    def save(step: int) -> None:
-        if ctx.main:
-            save_checkpoint(ckpt_path, net, kind="mc",
-                            train_state={"step": step, "steps": step_fn.steps, "skipped": step_fn.skipped,
-                                         "opt": step_fn.opt.state_dict()},
-                            meta={"trainer": PROG, "target": args.target, "data": config["data"], "step": step})
-            plot_stats(read_stats(stats_path), out)
-
+def train_loop(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainStep, train_views: list,
+               val_views: list, files: RunFiles, start: int) -> dict:
+    """Steps start..iters: batch, step, stats, validation, checkpoint. Returns the last validation result."""
     from tqdm import tqdm
 
     bar = tqdm(total=args.iters, initial=start, desc=PROG, unit="it", disable=args.quiet or not ctx.main,
                file=sys.stderr, dynamic_ncols=True)
     per_rank = args.batch // ctx.world
     window = [0.0, 0.0, 0.0]  # loss sum, counted steps, skipped (all processes)
-    t_window, t_start = time.perf_counter(), time.perf_counter()
+    t_window = t_start = time.perf_counter()
     last_val = {}
     for it in range(start, args.iters):
         step = it + 1
@@ -333,48 +242,83 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         # Stats, validation, checkpoint.
         if step % args.log_every == 0 or step == args.iters:
             now = time.perf_counter()
-            log({"step": step, "loss": window[0] / max(window[1], 1), "lr": step_fn.lr, "skipped": int(window[2]),
-                 "sec_per_iter": (now - t_window) / args.log_every, "time": round(now - t_start, 3)})
+            files.log({"step": step, "loss": window[0] / max(window[1], 1), "lr": step_fn.lr,
+                       "skipped": int(window[2]), "sec_per_iter": (now - t_window) / args.log_every,
+                       "time": round(now - t_start, 3)})
             bar.set_postfix(loss=f"{window[0] / max(window[1], 1):.4f}", **({"val": f"{last_val['val_psnr']:.2f}dB"}
                                                                              if last_val else {}))
             window, t_window = [0.0, 0.0, 0.0], now
-        if val_files and (step % args.val_every == 0 or step == args.iters):
-            result = validate(net, val_views, ctx, amp, args.tile)
+        if val_views is not None and (step % args.val_every == 0 or step == args.iters):
+            result = validate(net, val_views, ctx, args.amp, args.tile)
             if result:
                 last_val = result
-                log({"step": step, **result})
+                files.log({"step": step, **result})
         if step % args.ckpt_every == 0 or step == args.iters:
-            save(step)
+            files.save(step, step_fn)
         bar.update(1)
     bar.close()
     if start < args.iters and step_fn.steps == 0:
         raise UserError(f"{args.data}: all {step_fn.skipped} training steps were skipped (loss or gradient not "
                         "finite): nothing was learned; check the dataset for NaN/Inf or extreme values")
+    return last_val
 
-    # Replicas must hold identical weights; record it (and fail loudly if not).
+
+def finish(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainStep, start: int, last_val: dict,
+           seconds: float) -> dict:
+    """done.json (rank 0) with the replicas' weight digests; replicas that diverged fail loudly."""
     digests = [weights_digest(net)]
     if ctx.world > 1:
         digests = [None] * ctx.world
         dist.all_gather_object(digests, weights_digest(net))
     done = {"step": args.iters, "target": args.target, "replica_digests": digests,
             "replicas_identical": len(set(digests)) == 1, "skipped_steps": step_fn.skipped,
-            "seconds_this_session": round(time.perf_counter() - t_start, 1), **last_val}
+            "seconds_this_session": round(seconds, 1), **last_val}
     if ctx.main:
         if start >= args.iters:
-            print(f"{PROG}: {out} already finished at step {start}", file=sys.stderr)
-            prev = out / "done.json"
+            print(f"{PROG}: {args.out} already finished at step {start}", file=sys.stderr)
+            prev = args.out / "done.json"
             if prev.is_file():
                 done = {**json.loads(prev.read_text()), "replica_digests": digests}
         else:
-            write_json(out / "done.json", done)
-        if stats is not None:
-            stats.close()
+            write_json(args.out / "done.json", done)
         if last_val:
             print(f"{PROG}: step {args.iters}: validation {last_val['val_psnr']:.2f} dB "
                   f"(input {last_val['input_psnr']:.2f} dB)", file=sys.stderr)
     if not done["replicas_identical"]:
         raise RuntimeError(f"replicas diverged: weight digests {digests}")
     return done
+
+
+def train(args: argparse.Namespace, ctx: Dist) -> dict:
+    """One run of n2n-train in this process: data -> network -> run folder -> loop -> done.json."""
+    out: Path = args.out
+    args.amp = args.amp if args.amp is not None else ctx.device.type == "cuda"
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    config["data"] = str(Path(args.data).resolve())
+    if args.batch % ctx.world:
+        raise UserError(f"--batch {args.batch} does not split between {ctx.world} processes")
+    agree(ctx, config_error(out, config))
+    files, val_files, train_views, val_views = load_data(args, ctx)
+    net, train_state = build_network(args, ctx, out / "checkpoint.pt")
+    resumed = train_state is not None
+    start = int(train_state.get("step", 0)) if resumed else 0
+    step_fn = make_step(net, args, ctx, args.amp, train_state)
+    if ctx.main:
+        config.update(world_size=ctx.world, device=str(ctx.device), torch=torch.__version__,
+                      train_views=len(files) - len(val_files), val_views=len(val_files),
+                      size=list(train_views[0].size), spp_levels=sorted({lv for v in files for lv in v.noisy}))
+        prepare_run_folder(out, config, start, resumed)
+        print(f"{PROG}: {'resuming at step ' + str(start) if resumed else 'starting'} "
+              f"({len(files) - len(val_files)} training / {len(val_files)} validation views, target {args.target}, "
+              f"{ctx.world} process(es) on {ctx.device}{', bf16' if args.amp else ''})", file=sys.stderr)
+    run_files = RunFiles(out, net, args, config["data"], ctx.main, PROG)
+    t_start = time.perf_counter()
+    try:
+        last_val = train_loop(args, ctx, net, step_fn, train_views, val_views if val_files else None, run_files,
+                              start)
+    finally:
+        run_files.close()
+    return finish(args, ctx, net, step_fn, start, last_val, time.perf_counter() - t_start)
 
 
 def parse_args(argv=None) -> argparse.Namespace:

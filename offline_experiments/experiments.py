@@ -27,7 +27,7 @@ import torch
 
 from n2n_live.checkpoint import save_checkpoint
 from n2n_live.errors import UserError
-from n2n_live.losses import l0_annealed, l0_gamma, l1, l2, masked_l2
+from n2n_live.losses import LOSSES, l0_gamma, l2
 from n2n_live.network import UNet
 
 from . import baselines, mri as mri_mod
@@ -61,10 +61,7 @@ class RunSpec:
     """One network to train: its column label, its kind of targets and its loss."""
     label: str
     targets: str  # noisy | clean
-    loss: str  # l2 | l1 | l0 | masked_l2
-
-
-LOSS_FNS = {"l2": l2, "l1": l1, "l0": l0_annealed, "masked_l2": masked_l2}
+    loss: str  # a name in n2n_live.losses.LOSSES: l2 | l1 | l0 | masked_l2
 
 
 def _loss_kw(loss: str):
@@ -143,7 +140,7 @@ def _train_column(ctx: Context, run: RunSpec, make_batch: Callable, items: list[
     batches = batch_stream(make_batch, ctx.seed + seed_offset, P.workers)
     # At least five points on every curve, however short the run.
     eval_every = max(1, min(P.eval_every, iters // 5))
-    out = fit(run.label, net, loss_fn or LOSS_FNS[run.loss], batches, iters=iters, lr=P.lr, rampdown=P.rampdown,
+    out = fit(run.label, net, loss_fn or LOSSES[run.loss], batches, iters=iters, lr=P.lr, rampdown=P.rampdown,
               eval_every=eval_every, evaluate=evaluate, device=ctx.device, stats=ctx.stats,
               loss_kw=_loss_kw(run.loss))
     if out.skipped >= iters:

@@ -15,7 +15,6 @@ from typing import Callable, Iterator
 import torch
 from tqdm import tqdm
 
-from n2n_live.io_utils import write_text
 from n2n_live.metrics import psnr
 from n2n_live.network import run_padded
 from n2n_live.train_step import TrainStep, rampdown_lr
@@ -25,16 +24,21 @@ SHIFT = 0.5
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Stats: one JSON object per line, the whole file rewritten atomically so a reader never sees half a line.
+# Stats: one JSON object per line, appended as the run goes (a reader skips a torn last line, see
+# run_folder.read_stats); rewriting the whole file on every record grew quadratically with the run.
 
 class StatsLog:
+    """`add(**record)` appends one line to `path` (None: keep nothing); a new log's first record starts the file
+    afresh."""
+
     def __init__(self, path: Path | None):
-        self.path, self.lines = path, []
+        self.path, self.records = path, 0
 
     def add(self, **record) -> None:
-        self.lines.append(json.dumps(record, default=float))
         if self.path is not None:
-            write_text(self.path, "\n".join(self.lines) + "\n")
+            with open(self.path, "a" if self.records else "w") as f:
+                f.write(json.dumps(record, default=float) + "\n")
+        self.records += 1
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -48,9 +48,10 @@ def test_tonemap_range_monotone_and_inverse():
     assert T(torch.tensor(1.0), exposure=2.0).item() == pytest.approx(T(torch.tensor(2.0)).item())
 
 
-def _fit_constant(loss, y, steps=1500, lr=0.01, gamma_schedule=False):
-    """Minimise loss(c, y) over a constant prediction c, starting from the mean."""
-    c = torch.nn.Parameter(torch.tensor(float(y.mean())))
+def _fit_constant(loss, y, start, steps=1500, lr=0.01, gamma_schedule=False):
+    """Minimise loss(c, y) over a constant prediction c, starting at `start` (away from every answer: a loss
+    whose gradient is zero or points the wrong way must end far from it)."""
+    c = torch.nn.Parameter(torch.tensor(float(start)))
     opt = torch.optim.Adam([c], lr=lr)
     for i in range(steps):
         opt.zero_grad()
@@ -59,6 +60,13 @@ def _fit_constant(loss, y, steps=1500, lr=0.01, gamma_schedule=False):
         value.backward()
         opt.step()
     return c.item()
+
+
+def _slope(loss, y, c: float) -> float:
+    """d loss(c, y) / dc for a constant prediction c."""
+    p = torch.tensor(float(c), requires_grad=True)
+    loss(p.expand_as(y), y).backward()
+    return p.grad.item()
 
 
 @pytest.fixture
@@ -71,16 +79,34 @@ def skewed_targets():
     return y.view(1, 1, 1, -1)
 
 
+@pytest.fixture
+def hdr_targets():
+    """Heavy-tailed HDR noise (Monte Carlo fireflies): mean 2, median ~0.48."""
+    g = torch.Generator().manual_seed(1)
+    y = torch.empty(20000).exponential_(1.0, generator=g) ** 2
+    return y.view(1, 1, 1, -1).expand(1, 3, 1, -1).contiguous()
+
+
+@pytest.mark.parametrize("loss,targets", [(l2, "skewed_targets"), (l_hdr, "hdr_targets")])
+def test_gradient_points_to_the_mean(loss, targets, request):
+    """Milliseconds: just below the mean the loss falls as the prediction rises, just above it rises."""
+    y = request.getfixturevalue(targets)
+    m = y.mean().item()
+    assert _slope(loss, y, 0.99 * m) < 0 < _slope(loss, y, 1.01 * m)
+
+
 def test_l2_minimiser_is_the_mean(skewed_targets):
-    assert _fit_constant(l2, skewed_targets) == pytest.approx(skewed_targets.mean().item(), abs=5e-3)
+    fit = _fit_constant(l2, skewed_targets, start=0.0, steps=600)
+    assert fit == pytest.approx(skewed_targets.mean().item(), abs=5e-3)
 
 
 def test_l1_minimiser_is_the_median(skewed_targets):
-    assert _fit_constant(l1, skewed_targets, lr=0.003) == pytest.approx(skewed_targets.median().item(), abs=5e-3)
+    fit = _fit_constant(l1, skewed_targets, start=0.0, steps=800, lr=0.003)
+    assert fit == pytest.approx(skewed_targets.median().item(), abs=5e-3)
 
 
 def test_annealed_l0_minimiser_is_the_mode(skewed_targets):
-    mode = _fit_constant(l0_annealed, skewed_targets, steps=2000, gamma_schedule=True)
+    mode = _fit_constant(l0_annealed, skewed_targets, start=1.0, steps=2000, gamma_schedule=True)
     assert mode == pytest.approx(0.7, abs=0.01)
     assert abs(mode - skewed_targets.mean().item()) > 0.1  # clearly not the mean
 
@@ -90,13 +116,11 @@ def test_l0_gamma_schedule():
     assert l0_gamma(-1) == 2.0 and l0_gamma(2) == 0.0
 
 
-def test_l_hdr_with_noisy_targets_converges_to_the_mean():
-    """Heavy-tailed HDR noise (Monte Carlo fireflies): L_HDR still finds the mean, not the median."""
-    g = torch.Generator().manual_seed(1)
-    y = torch.distributions.Exponential(torch.tensor(1.0)).sample((20000,)) ** 2  # mean 2, median ~0.48
-    y = y.view(1, 1, 1, -1).expand(1, 3, 1, -1).contiguous()
-    fit = _fit_constant(l_hdr, y, steps=3000, lr=0.01)
-    assert fit == pytest.approx(y.mean().item(), rel=0.05)
+def test_l_hdr_with_noisy_targets_converges_to_the_mean(hdr_targets):
+    """L_HDR finds the mean of heavy-tailed targets, not the median, from far above it. (From far below, Adam's
+    second moment remembers the huge gradients near 0, where (f + 0.01)^2 is tiny, and the fit crawls.)"""
+    fit = _fit_constant(l_hdr, hdr_targets, start=8.0, steps=1500, lr=0.01)
+    assert fit == pytest.approx(hdr_targets.mean().item(), rel=0.05)
 
 
 def test_l_hdr_gradient_of_the_denominator_is_stopped():
@@ -112,8 +136,8 @@ def test_l_hdr_is_finite_and_bounded_at_initialisation():
     """A fresh network outputs values near or below zero; the clamped denominator keeps the loss sane."""
     torch.manual_seed(0)
     net = UNet(9, 3)
-    x = torch.rand(1, 9, 64, 64) - 0.5
-    y = torch.rand(1, 3, 64, 64)
+    x = torch.rand(1, 9, 32, 32) - 0.5
+    y = torch.rand(1, 3, 32, 32)
     loss = l_hdr(net(x), y)
     assert math.isfinite(loss.item()) and loss.item() < 1e5
     step = TrainStep(net, l_hdr)

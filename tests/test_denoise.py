@@ -6,8 +6,10 @@ from PIL import Image
 
 from n2n_live import denoise_cli
 from n2n_live.checkpoint import save_checkpoint
+from n2n_live.denoiser import Denoiser
 from n2n_live.exr import read_exr, read_rgb, write_exr
-from n2n_live.network import UNet
+from n2n_live.features import assemble
+from n2n_live.network import UNet, run_padded
 
 
 def run(argv) -> int:
@@ -62,6 +64,44 @@ def test_mc_network_on_exr_tiled_exr_and_png_out(tmp_path, mc_files):
     assert run(["--checkpoint", tmp_path / "mc.pt", "--input", layered, "--out", tmp_path / "l.exr"]) == 0
     assert np.allclose(read_exr(tmp_path / "l.exr")[""], whole, atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))  == []  # no temporaries
+
+
+def _images(files) -> list[torch.Tensor]:
+    return [torch.from_numpy(read_rgb(files[k])) for k in ("noisy", "alb", "nrm")]
+
+
+def test_n2n_denoise_equals_the_live_denoiser(tmp_path, mc_files):
+    """The same network and input give the same image in the live app and from n2n-denoise (one inference seam:
+    both clamp the network's negative outputs, which a fresh network has plenty of)."""
+    torch.manual_seed(3)
+    net = UNet(9, 3)
+    save_checkpoint(tmp_path / "net.pt", net, kind="mc")
+    colour, albedo, normal = _images(mc_files)
+    with torch.no_grad():
+        assert (run_padded(net, assemble(colour, albedo, normal)) < 0).any()  # the clamp matters here
+    live = Denoiser.copy_of(net).denoise(colour, albedo, normal).numpy()
+    assert run(["--checkpoint", tmp_path / "net.pt", "--input", mc_files["noisy"], "--albedo", mc_files["alb"],
+                "--normal", mc_files["nrm"], "--out", tmp_path / "cli.exr"]) == 0
+    assert np.allclose(read_rgb(tmp_path / "cli.exr"), live, rtol=1e-5, atol=1e-6)
+
+
+def test_features_beside_an_exported_input_are_used_and_flags_win(tmp_path, mc_files, capsys):
+    """n2n-export's naming: X.hdr.exr finds X.alb.exr and X.nrm.exr without flags, says so in one line; a flag
+    still wins over the file beside the input."""
+    hdr = tmp_path / "cbox_view0001_a_0008spp.hdr.exr"
+    for src, ext in (("noisy", "hdr"), ("alb", "alb"), ("nrm", "nrm")):
+        hdr.with_name(f"cbox_view0001_a_0008spp.{ext}.exr").write_bytes(mc_files[src].read_bytes())
+    ck = ["--checkpoint", tmp_path / "mc.pt", "--input", hdr]
+    assert run([*ck, "--albedo", mc_files["alb"], "--normal", mc_files["nrm"], "--out", tmp_path / "flags.exr"]) == 0
+    capsys.readouterr()
+    assert run([*ck, "--out", tmp_path / "beside.exr"]) == 0
+    note = [line for line in capsys.readouterr().err.splitlines() if "using" in line]
+    assert len(note) == 1 and "cbox_view0001_a_0008spp.alb.exr" in note[0] and ".nrm.exr" in note[0], note
+    assert np.array_equal(read_rgb(tmp_path / "beside.exr"), read_rgb(tmp_path / "flags.exr"))
+    other = tmp_path / "other_alb.exr"
+    write_exr(other, {"": np.full((40, 72, 3), 0.9, np.float32)})
+    assert run([*ck, "--albedo", other, "--out", tmp_path / "flag_wins.exr"]) == 0
+    assert not np.allclose(read_rgb(tmp_path / "flag_wins.exr"), read_rgb(tmp_path / "beside.exr"))
 
 
 def test_synthetic_noise_networks_on_png_and_jpg(tmp_path):

@@ -24,16 +24,6 @@ from offline_experiments.report import Column, Result, table_markdown
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tests run tiny tensor ops; on a small shared CPU, torch's thread pool spinning for them costs far
-    # more than it gains (measured: the toy regression 4 s with one thread, 29 s with two under load).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
@@ -305,6 +295,21 @@ def test_bm3d_and_median_baselines_denoise():
     assert err(baselines.bm3d_denoise(noisy, 25 / 255)) < 0.5 * err(noisy)  # one grey channel: fast
     imp = C.impulse(x.expand(3, -1, -1)[None], 0.2, g)[0]
     assert err(baselines.median_filter(imp, 3)) < 0.5 * torch.mean((imp - x) ** 2).item()
+
+
+def test_stats_log_appends_records(tmp_path):
+    """One line per record, appended to the same file (not the whole file rewritten per record); a new log of the
+    same path starts afresh."""
+    path = tmp_path / "stats.jsonl"
+    log = training.StatsLog(path)
+    with open(path, "a"):  # (created here and held open, so that a replacement cannot reuse its inode number)
+        inode = path.stat().st_ino
+        for i in (1, 2, 3):
+            log.add(iter=i, psnr=20.0 + i)
+            assert path.stat().st_ino == inode  # the same file, appended to; not a new file renamed over it
+    assert [json.loads(line)["iter"] for line in path.read_text().splitlines()] == [1, 2, 3]
+    training.StatsLog(path).add(iter=1)
+    assert len(path.read_text().splitlines()) == 1
 
 
 def test_table_average_is_mean_of_set_means():

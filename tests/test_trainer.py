@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -15,6 +14,8 @@ from n2n_live.metrics import psnr_hdr
 from n2n_live.network import UNet
 from n2n_live.trainer import OnlineTrainer, finite_weights
 
+from conftest import wait_for
+
 
 @dataclass
 class Pair:  # the fields of renderer.tracer.FramePair that the trainer and denoiser read
@@ -25,16 +26,6 @@ class Pair:  # the fields of renderer.tracer.FramePair that the trainer and deno
     frame: int = 0
     seeds: tuple = (0, 1)
     render_ms: float = 0.0
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on shared, busy cores OpenMP teams spin-wait and a step gets ~10x slower (measured:
-    the synthetic learning test took 65 s with two threads on the loaded 2-core machine, 5 s unloaded)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def clean_image(h: int, w: int) -> torch.Tensor:
@@ -63,33 +54,22 @@ def cfg(**kw) -> LiveConfig:
     return LiveConfig(**base)
 
 
-def wait_for(pred, timeout=20.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return False
-
-
-def test_start_stop_while_training_returns_within_2s():
+def test_stop_while_training_ends_after_the_step_in_flight():
     tr = OnlineTrainer(UNet(), cfg(iters_per_frame=10_000, crop=64), "cpu").start()
     tr.submit(make_pair(64, 64))
     assert wait_for(lambda: tr.stats["steps"] >= 1)
-    t0 = time.monotonic()
-    assert tr.stop(timeout=2.0)
-    assert time.monotonic() - t0 < 2.0
-    assert not tr.running
+    n = tr.stats["steps"]
+    assert tr.stop(timeout=120.0) and not tr.running
+    assert tr.stats["steps"] <= n + 1  # at most the step that was running: no frame is finished first
 
 
 def test_stop_idle_thread_and_restart():
     tr = OnlineTrainer(UNet(), cfg(), "cpu").start()
-    t0 = time.monotonic()
-    assert tr.stop(2.0) and time.monotonic() - t0 < 2.0
+    assert tr.stop(120.0) and not tr.running
     tr.start()
     tr.submit(make_pair())
     assert wait_for(lambda: tr.stats["frames_trained"] == 1)
-    assert tr.stop(2.0)
+    assert tr.stop(120.0)
 
 
 def test_newest_wins_and_copies_submitted_tensors():
@@ -103,7 +83,7 @@ def test_newest_wins_and_copies_submitted_tensors():
     assert tr.stats["frames_dropped"] == 4
     tr.resume()
     assert wait_for(lambda: tr.stats["frames_trained"] == 1)
-    time.sleep(0.2)
+    assert tr.wait_idle(timeout=120)
     s = tr.stats
     tr.stop()
     assert s["frames_trained"] == 1 and s["last_frame"] == 4
@@ -134,7 +114,7 @@ def test_weights_versioning_without_races():
     assert wait_for(lambda: tr.stats["steps"] >= 3)
     for t in threads:
         t.join(20)
-    assert tr.stop(2.0)
+    assert tr.stop(120.0)
     v1, s1 = tr.weights()
     assert not errors
     assert v1 > v0 and v1 >= tr.stats["steps"]
@@ -177,13 +157,12 @@ def test_pause_stops_the_step_counter():
     assert wait_for(lambda: tr.stats["steps"] >= 2)
     tr.pause()
     assert tr.paused
-    time.sleep(0.3)  # let the step in flight finish
+    assert tr.wait_idle(timeout=120)  # paused and the step in flight finished
     n = tr.stats["steps"]
-    time.sleep(0.5)
-    assert tr.stats["steps"] == n
+    assert not wait_for(lambda: tr.stats["steps"] != n, timeout=0.3)  # an absence check: load cannot fail it
     tr.resume()
     assert wait_for(lambda: tr.stats["steps"] > n)
-    assert tr.stop(2.0)
+    assert tr.stop(120.0)
 
 
 def test_runtime_changes_and_reset():
@@ -205,7 +184,7 @@ def test_runtime_changes_and_reset():
     v = tr.version
     tr.reset()
     assert wait_for(lambda: tr.version > v)
-    assert tr.stop(2.0)
+    assert tr.stop(120.0)
 
 
 @pytest.mark.parametrize("h,w,crop", [(37, 23, 256), (24, 40, 16), (1, 5, 8)])
@@ -277,18 +256,84 @@ def test_save_load_roundtrip(tmp_path):
         other.load(tmp_path / "junk.pt")
 
 
-def test_noise2noise_learns_on_synthetic_pairs():
-    """Noisy targets only: the denoised image beats the noisy input against the clean image."""
-    torch.manual_seed(0)
-    tr = OnlineTrainer(UNet(), cfg(iters_per_frame=4, crop=32, lr=1e-3), "cpu")
-    den = Denoiser(UNet, "cpu")
-    clean = clean_image(32, 32)
-    for i in range(25):
-        tr.train_now(make_pair(frame=i, seed=100 + i, clean=clean))
-    den.update(*tr.weights())
-    p = make_pair(seed=999, clean=clean)
-    gain = psnr_hdr(den.denoise_pair(p), clean) - psnr_hdr(p.noisy_a, clean)
-    assert gain > 3.0, gain
+def textured_scene(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(albedo, clean image): 4x4-pixel blocks of random colours under smooth light. Smoothing alone blurs the
+    texture away; the network must use the albedo and the pair's statistics to denoise it."""
+    g = torch.Generator().manual_seed(0)
+    blocks = 0.1 + 0.9 * torch.rand(h // 4 + 1, w // 4 + 1, 3, generator=g)
+    albedo = blocks.repeat_interleave(4, 0).repeat_interleave(4, 1)[:h, :w].contiguous()
+    return albedo, albedo * clean_image(h, w)
+
+
+@pytest.fixture(scope="module")
+def online_runs():
+    """The same 25 synthetic frames (x 4 iterations, 32x32) trained with noisy targets (Noise2Noise) and with the
+    clean image as the target; PSNRs (dB) on 4 held-out pairs, with the pair average and image A as inputs."""
+    albedo, clean = textured_scene(32, 32)
+
+    def pair(seed, frame=0):
+        p = make_pair(32, 32, frame=frame, seed=seed, clean=clean)
+        p.albedo = albedo
+        return p
+
+    out = {}
+    for target in ("noisy", "clean"):
+        torch.manual_seed(0)
+        tr = OnlineTrainer(UNet(), cfg(iters_per_frame=4, crop=32, lr=1e-3), "cpu", target=target)
+        for i in range(25):
+            tr.train_now(pair(100 + i, i), reference=clean if target == "clean" else None)
+        den = Denoiser(UNet, "cpu")
+        den.update(*tr.weights())
+        held_out = [pair(999 + k) for k in range(4)]
+        out[target] = sum(psnr_hdr(den.denoise_pair(p), clean) for p in held_out) / 4
+        out["pair_average"] = sum(psnr_hdr(0.5 * (p.noisy_a + p.noisy_b), clean) for p in held_out) / 4
+        out["image_a"] = sum(psnr_hdr(p.noisy_a, clean) for p in held_out) / 4
+    return out
+
+
+def test_noise2noise_learns_on_synthetic_pairs(online_runs):
+    """Noisy targets only, on a textured image: the denoised pair beats the pair average (what the output saw) by
+    a margin that averaging without a network (+0 dB) and training with target = input (measured +5.0 dB; it
+    learns towards the identity) both fail. Measured with the right targets: +7.8 dB."""
+    gain = online_runs["noisy"] - online_runs["pair_average"]
+    assert gain > 6.5, online_runs
+
+
+def test_noisy_targets_end_near_clean_targets(online_runs):
+    """The paper's online claim (Figure 8) on a small case: Noise2Noise ends within 1.5 dB of the clean-target
+    network trained on the same frames (measured 0.7 dB; with target = input it lands 3.5 dB below). On another
+    texture (generator seed 7) the gap measured 1.7 dB at this budget, 2.8 dB after 40 frames: with this heavy
+    noise the clean target learns faster early on, so keep the budget and texture when changing this test."""
+    assert online_runs["noisy"] > online_runs["pair_average"] + 3.0, online_runs
+    assert abs(online_runs["clean"] - online_runs["noisy"]) < 1.5, online_runs
+
+
+def _target_recorder(tr: OnlineTrainer) -> list[float]:
+    """Wrap the trainer's loss to record each step's target: image A is all 1, image B all 2."""
+    seen, loss = [], tr._step.loss_fn
+
+    def recording(pred, target):
+        seen.append(round(target.mean().item()))
+        return loss(pred, target)
+
+    tr._step.loss_fn = recording
+    return seen
+
+
+def constant_pair(frame: int) -> Pair:
+    p = make_pair(frame=frame)
+    return Pair(torch.ones(32, 32, 3), torch.full((32, 32, 3), 2.0), p.albedo, p.normal, frame=frame)
+
+
+@pytest.mark.parametrize("iters", [1, 3])
+def test_directions_alternate_across_frames(iters):
+    """A->B (target 2) and B->A (target 1) alternate over all steps, so with one iteration per frame, or an odd
+    number, both directions train equally."""
+    tr = OnlineTrainer(UNet(), cfg(iters_per_frame=iters, crop=8), "cpu")
+    seen = _target_recorder(tr)
+    for f in range(4):
+        tr.train_now(constant_pair(f))
+    assert seen == [2, 1] * (2 * iters)
 
 
 @pytest.mark.gpu
@@ -302,4 +347,4 @@ def test_trainer_on_cuda_thread_and_stream():
     den.update(*tr.weights())
     out = den.denoise_pair(p)
     assert out.is_cuda and torch.isfinite(out).all()
-    assert tr.stop(2.0)
+    assert tr.stop(120.0)
