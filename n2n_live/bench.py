@@ -15,7 +15,6 @@ compile time reported apart. The render pair's tensors stay on the renderer's de
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
