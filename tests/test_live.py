@@ -61,7 +61,7 @@ def test_compare_clean_needs_a_reference():
 
 
 def test_async_loop_trains_in_background_and_closes():
-    loop = LiveLoop(tiny(sync=False, iters_per_frame=100_000))
+    loop = LiveLoop(tiny(sync=False, iters_per_frame=10_000))
     try:
         assert loop.trainer.running
         loop.step()
