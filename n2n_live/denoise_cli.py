@@ -3,8 +3,8 @@
     n2n-denoise --checkpoint CKPT --input noisy.exr [--albedo alb.exr --normal nrm.exr] --out clean.exr
     n2n-denoise --checkpoint gaussian.pt --input photo.png --out photo_denoised.png
 
-Any checkpoint works: live-saved or batch-trained Monte Carlo networks (kind "mc"; EXR input, linear HDR
-output; 9 input channels need the albedo and normal, given as files or as `albedo`/`normal` layers of the input
+Any checkpoint works: live-saved or batch-trained Monte Carlo networks (kind "mc", any model of n2n_live.models:
+the checkpoint records which; EXR input, linear HDR output; 9 or 10 input channels need the albedo and normal, given as files or as `albedo`/`normal` layers of the input
 EXR), and the synthetic-noise models of the experiments (other kinds; 3 or 1 input channels, images in [0, 1]
 shifted to [-0.5, 0.5], PNG/JPG/EXR input). Large images are denoised in overlapping tiles blended with linear
 ramps, so memory stays bounded. The output format follows the extension (.exr linear, .png/.jpg 8-bit; an MC
@@ -135,10 +135,11 @@ def write_image(path: Path, image: np.ndarray, tonemap: bool) -> None:
 
 # --- the command ---
 
-def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
-    """(NCHW network input, the colour image) for a Monte Carlo network."""
+def _mc_input(args, n_in: int, net=None) -> tuple[torch.Tensor, np.ndarray]:
+    """(NCHW network input, the colour image) for a Monte Carlo network (features.network_input: a kernel net also
+    takes the linear colour, a temporal one the history feature of a single frame)."""
     from .exr import read_exr, read_rgb
-    from .features import assemble
+    from .features import assemble, network_input
 
     if args.input.suffix.lower() != ".exr":
         raise UserError(f"{args.input}: a Monte Carlo network needs linear HDR input (.exr)")
@@ -163,7 +164,7 @@ def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
         if img.shape[:2] != (h, w):
             raise UserError(f"{src}: {what} is {img.shape[1]}x{img.shape[0]}, the input is {w}x{h}")
         feats.append(torch.from_numpy(np.ascontiguousarray(img)))
-    return assemble(torch.from_numpy(colour), feats[0], feats[1]), colour
+    return network_input(net, torch.from_numpy(colour), feats[0], feats[1]), colour
 
 
 def denoise_file(args) -> tuple[np.ndarray, bool]:
@@ -182,9 +183,9 @@ def denoise_file(args) -> tuple[np.ndarray, bool]:
     net, state = load_checkpoint(args.checkpoint, device)
     kind, n_in = state.get("kind", "mc"), net.n_in
     if kind == "mc":
-        if n_in not in (3, 9):
+        if n_in not in (3, 9, 10):
             raise UserError(f"{args.checkpoint}: a Monte Carlo network with {n_in} input channels is not supported")
-        x, _ = _mc_input(args, n_in)
+        x, _ = _mc_input(args, n_in, net)
         y = denoise_tiled(net, x.to(device), args.tile, args.overlap, amp=args.amp)
         return y[0].permute(1, 2, 0).cpu().numpy(), True
     if n_in not in (1, 3):

@@ -1,4 +1,7 @@
-"""Inference with the latest published weights: features -> pad -> U-Net -> unpad, both noisy images averaged.
+"""Inference with the latest published weights: features -> pad -> network -> unpad, both noisy images averaged.
+
+Any model of n2n_live.models works: `features.network_input` builds what the network takes (features, the history
+feature of a temporal pair, the linear colour a kernel-predicting net filters).
 
 The denoiser owns its own copy of the network, so the trainer thread can update its weights in place while the
 display thread denoises; `update(version, state)` copies a published snapshot in when its version is new.
@@ -42,24 +45,26 @@ class Denoiser:
         self.version = version
         return True
 
-    def _run(self, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+    def _run(self, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, history=None) -> torch.Tensor:
         """NHWC/HWC in -> NCHW linear out (the inference seam)."""
         with torch.no_grad():
             colour, albedo, normal = (torch.as_tensor(t).to(self.device, torch.float32)
                                       for t in (colour, albedo, normal))
-            x = features.assemble(colour, albedo, normal, exposure=self.exposure)
+            if history is not None:
+                history = torch.as_tensor(history).to(self.device, torch.float32)
+            x = features.network_input(self.net, colour, albedo, normal, self.exposure, history)
             x = x.contiguous(memory_format=torch.channels_last)
             return run_padded(self.net, x).clamp_(min=0.0)
 
-    def denoise(self, colour, albedo, normal) -> torch.Tensor:
-        """One noisy HWC image (+ its albedo and normal) -> denoised HWC linear radiance."""
+    def denoise(self, colour, albedo, normal, history=None) -> torch.Tensor:
+        """One noisy HWC image (+ its albedo and normal, + frames accumulated per pixel) -> denoised HWC linear."""
         with torch.no_grad():
-            return self._run(colour, albedo, normal)[0].permute(1, 2, 0).contiguous()
+            return self._run(colour, albedo, normal, history)[0].permute(1, 2, 0).contiguous()
 
     def denoise_pair(self, pair) -> torch.Tensor:
         """Both noisy images of a FramePair in one batch of two, denoised and averaged (HWC)."""
         with torch.no_grad():
             colour = torch.stack([torch.as_tensor(pair.noisy_a), torch.as_tensor(pair.noisy_b)])
             aux = [torch.as_tensor(t).unsqueeze(0).expand(2, *t.shape) for t in (pair.albedo, pair.normal)]
-            out = self._run(colour, *aux)
+            out = self._run(colour, *aux, history=getattr(pair, "history", None))
             return out.mean(dim=0).permute(1, 2, 0).contiguous()
