@@ -14,6 +14,7 @@ import torch
 from .errors import UserError
 
 COMPARE_CHOICES = ("clean", "oidn")
+MODEL_CHOICES = ("paper", "kernel")  # n2n_live.models
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -83,6 +84,14 @@ class LiveConfig:
     load: str | None = None
     """A checkpoint (checkpoint.py) to start from instead of a freshly initialised network."""
 
+    model: str = "paper"
+    """The denoiser (n2n_live.models): 'paper' = the Table 2 U-Net with direct colour output (the paper's model);
+    'kernel' = the same trunk predicting per-pixel kernels applied a-trous to the linear noisy colour."""
+
+    temporal: bool = False
+    """Accumulate each noisy stream over frames in its own reprojected history (n2n_live.temporal) and train and
+    denoise on the histories; the network gets the history length as a 10th input channel."""
+
     def validate(self) -> "LiveConfig":
         """Check the values a user can get wrong; a mistake is a UserError naming the field."""
         if self.width < 1 or self.height < 1:
@@ -98,6 +107,8 @@ class LiveConfig:
             raise UserError(f"lr must be positive, got {self.lr}")
         if not self.exposure > 0:
             raise UserError(f"exposure must be positive, got {self.exposure}")
+        if self.model not in MODEL_CHOICES:
+            raise UserError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}")
         if self.device not in DEVICE_CHOICES:
             raise UserError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
         self.compare = tuple(self.compare)

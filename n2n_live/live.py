@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import oidn
+from . import models, oidn
 from .config import LiveConfig, resolve_device
 from .denoiser import Denoiser
 from .errors import UserError
 from .metrics import psnr_hdr
-from .network import UNet
+from .stability import FlickerMeter
+from .temporal import TemporalAccumulator
 from .trainer import OnlineTrainer
 
 
@@ -48,6 +49,11 @@ class FrameResult:
     version: int = -1  # weights version used for `denoised`
     skipped: int = 0  # non-finite training steps skipped so far
     sanitized_frames: int = 0  # frames whose NaN/Inf samples were replaced
+    flicker_input: float | None = None  # stability.py: RMS of T(X_t) - T(reprojected X_t-1), tonemapped
+    flicker_denoised: float | None = None
+    flicker_oidn: float | None = None
+    flicker_reference: float | None = None  # the floor reprojection leaves (needs references on both frames)
+    psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
     extra: dict = field(default_factory=dict)
 
 
@@ -74,14 +80,17 @@ class LiveLoop:
         self.tracer = PathTracer(self.loaded, spp=cfg.spp, seed=cfg.seed)
 
         torch.manual_seed(cfg.seed)
-        net = UNet()
+        # the history length is a 10th input channel when the pair is accumulated over frames
+        net = models.build(cfg.model, n_in=10 if cfg.temporal else 9)
+        self.temporal = TemporalAccumulator() if cfg.temporal else None
+        self.flicker = FlickerMeter(cfg.exposure)
         self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
         self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
         if cfg.load:
             self.trainer.load(cfg.load)
         self.clean_trainer = self.clean_denoiser = None
         if "clean" in cfg.compare:
-            clean_net = UNet()
+            clean_net = models.rebuild(net)
             clean_net.load_state_dict(net.state_dict())  # the same start as the Noise2Noise network
             self.clean_denoiser = Denoiser.copy_of(clean_net, self.device, cfg.exposure)
             self.clean_trainer = OnlineTrainer(clean_net, cfg, self.device, target="clean", name="clean-trainer")
@@ -105,7 +114,10 @@ class LiveLoop:
         cfg = self.cfg
         cam = self.camera_at() if camera is None else camera
         # render the noisy pair (+ albedo, normal) and, for metrics, the reference of this camera
-        pair = self.tracer.render_pair(cam, self.frame)
+        raw = pair = self.tracer.render_pair(cam, self.frame)
+        if self.temporal is not None:
+            # per-stream histories (A only from A's samples, B only from B's): train and denoise on them
+            pair = self.temporal.update(raw, cam)
         reference, reference_ms = None, 0.0
         if cfg.reference_spp > 0:
             t0 = time.perf_counter()
@@ -144,13 +156,13 @@ class LiveLoop:
         oidn_img, oidn_ms = None, 0.0
         if "oidn" in cfg.compare:
             t0 = time.perf_counter()
-            avg = 0.5 * (pair.noisy_a.float() + pair.noisy_b.float())
+            avg = 0.5 * (raw.noisy_a.float() + raw.noisy_b.float())  # OIDN sees this frame's samples only
             oidn_img = oidn.denoise(avg, pair.albedo, pair.normal)
             oidn_ms = (time.perf_counter() - t0) * 1000.0
 
         stats = self.trainer.stats
         r = FrameResult(
-            frame=self.frame, camera=cam, pair=pair, denoised=denoised, reference=reference, oidn=oidn_img,
+            frame=self.frame, camera=cam, pair=raw, denoised=denoised, reference=reference, oidn=oidn_img,
             clean=clean, render_ms=float(getattr(pair, "render_ms", float("nan"))), train_ms=stats["train_ms"],
             infer_ms=infer_ms, loss=stats["frame_loss"], train_steps=stats["steps"], reference_ms=reference_ms,
             oidn_ms=oidn_ms, clean_ms=clean_ms, version=version, skipped=stats["skipped"],
@@ -159,13 +171,21 @@ class LiveLoop:
             # PSNR on tonemapped values against the reference of this frame's camera
             ref = reference.to(denoised.device)
             e = cfg.exposure
-            r.psnr_input = psnr_hdr(0.5 * (pair.noisy_a + pair.noisy_b).to(ref.device), ref, e)
-            r.psnr_input_a = psnr_hdr(pair.noisy_a.to(ref.device), ref, e)
+            r.psnr_input = psnr_hdr(0.5 * (raw.noisy_a + raw.noisy_b).to(ref.device), ref, e)
+            r.psnr_input_a = psnr_hdr(raw.noisy_a.to(ref.device), ref, e)
+            if self.temporal is not None:
+                r.psnr_history = psnr_hdr(0.5 * (pair.noisy_a + pair.noisy_b).to(ref.device), ref, e)
             r.psnr_denoised = psnr_hdr(denoised, ref, e)
             if clean is not None:
                 r.psnr_clean_target = psnr_hdr(clean, ref, e)
             if oidn_img is not None:
                 r.psnr_oidn = psnr_hdr(oidn_img.to(ref.device), ref, e)
+        # temporal stability of each image against its own previous frame, reprojected
+        fl = self.flicker.update(cam, getattr(raw, "position", None), raw.normal, {
+            "input": 0.5 * (raw.noisy_a + raw.noisy_b), "denoised": denoised, "oidn": oidn_img,
+            "reference": reference})
+        r.flicker_input, r.flicker_denoised = fl.get("input"), fl.get("denoised")
+        r.flicker_oidn, r.flicker_reference = fl.get("oidn"), fl.get("reference")
         self.frame += 1
         return r
 
@@ -179,6 +199,9 @@ class LiveLoop:
         self.loaded = loaded
         self.cfg.scene = spec
         self._path_start = self.frame
+        if self.temporal is not None:
+            self.temporal.reset()  # another scene: nothing to reuse
+        self.flicker.reset()
 
     def resize(self, width: int, height: int) -> None:
         """New frame size; the network pads any size, crops are clamped to the frame."""
