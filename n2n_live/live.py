@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import models, oidn
-from .config import LiveConfig, resolve_device
+from .config import MODEL_CHOICES, LiveConfig, resolve_device
 from .denoiser import Denoiser
 from .errors import UserError
 from .metrics import psnr_hdr
@@ -80,23 +80,47 @@ class LiveLoop:
         self.tracer = PathTracer(self.loaded, spp=cfg.spp, seed=cfg.seed)
 
         torch.manual_seed(cfg.seed)
+        self.flicker = FlickerMeter(cfg.exposure)
+        self._build_networks()
+        if cfg.load:
+            self.trainer.load(cfg.load)
+        self.frame = 0  # frames rendered so far; drives the renderer's seeds (never reused)
+        self._path_start = 0  # frame at which the current scene's fly-through began
+        if not cfg.sync:
+            for t in self.trainers:
+                t.start()
+
+    def _build_networks(self) -> None:
+        """Fresh networks, trainers and denoisers of cfg.model (+ the temporal accumulator when cfg.temporal)."""
+        cfg = self.cfg
         # the history length is a 10th input channel when the pair is accumulated over frames
         net = models.build(cfg.model, n_in=10 if cfg.temporal else 9)
         self.temporal = TemporalAccumulator() if cfg.temporal else None
-        self.flicker = FlickerMeter(cfg.exposure)
         self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
         self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
-        if cfg.load:
-            self.trainer.load(cfg.load)
         self.clean_trainer = self.clean_denoiser = None
         if "clean" in cfg.compare:
             clean_net = models.rebuild(net)
             clean_net.load_state_dict(net.state_dict())  # the same start as the Noise2Noise network
             self.clean_denoiser = Denoiser.copy_of(clean_net, self.device, cfg.exposure)
             self.clean_trainer = OnlineTrainer(clean_net, cfg, self.device, target="clean", name="clean-trainer")
-        self.frame = 0  # frames rendered so far; drives the renderer's seeds (never reused)
-        self._path_start = 0  # frame at which the current scene's fly-through began
-        if not cfg.sync:
+
+    def set_denoiser(self, model: str, temporal: bool) -> None:
+        """Switch the model and/or temporal reuse: fresh networks (their inputs differ), trained from the next frame.
+        Raises UserError for an unknown model or when the trainer does not stop in time (nothing changed then)."""
+        if model not in MODEL_CHOICES:
+            raise UserError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {model!r}")
+        if (model, bool(temporal)) == (self.cfg.model, self.cfg.temporal):
+            return
+        running, paused = self.trainer.running, self.trainer.paused
+        if not self.close(timeout=2.0):
+            raise UserError("the trainer did not stop in time: try again")
+        self.cfg.model, self.cfg.temporal = model, bool(temporal)
+        self._build_networks()
+        self.flicker.reset()
+        if paused:
+            self.trainer.pause()
+        if running:
             for t in self.trainers:
                 t.start()
 
