@@ -147,3 +147,24 @@ def test_history_resets_on_camera_jump_resize_and_reset():
     acc.reset()
     out = acc.update(_Pair(torch.ones(12, 16, 3), torch.ones(12, 16, 3), small, 5), cam)
     assert (out.history == 1).all()
+
+
+def test_live_loop_with_kernel_model_and_temporal_reuse():
+    from n2n_live.config import LiveConfig
+    from n2n_live.live import LiveLoop
+    from n2n_live.models import KernelPredictingNet
+
+    cfg = LiveConfig(scene="cornell-box", width=32, height=32, crop=32, iters_per_frame=1, sync=True, lr=1e-3,
+                     reference_spp=16, model="kernel", temporal=True, device="cpu")
+    with LiveLoop(cfg) as loop:
+        assert isinstance(loop.trainer.net, KernelPredictingNet) and loop.trainer.net.n_in == 10
+        r0, r1 = loop.step(), loop.step()
+        assert r1.pair.seeds != r0.pair.seeds and r1.pair.position.shape == (32, 32, 3)  # the rendered pair
+        assert loop.temporal.valid_fraction > 0.5  # a smooth fly-through keeps most of its history
+        assert r0.flicker_denoised is None or math.isnan(r0.flicker_denoised)
+        for v in (r1.flicker_input, r1.flicker_denoised, r1.flicker_reference, r1.psnr_history):
+            assert v is not None and math.isfinite(v)
+        assert r1.psnr_history > r1.psnr_input  # two frames' samples beat one frame's
+        loop.set_denoiser("paper", False)
+        assert loop.temporal is None and type(loop.trainer.net).__name__ == "UNet"
+        assert loop.step().denoised.shape == (32, 32, 3)
