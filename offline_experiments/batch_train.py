@@ -33,21 +33,21 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from n2n_live.checkpoint import read_checkpoint, save_checkpoint
+from n2n_live import models
+from n2n_live.checkpoint import model_spec, read_checkpoint, save_checkpoint
 from n2n_live.denoise_cli import denoise_tiled
 from n2n_live.errors import UserError, exit_on_user_error
-from n2n_live.features import assemble
+from n2n_live.features import network_input
 from n2n_live.io_utils import atomic_path, write_json, write_text
 from n2n_live.losses import l_hdr
 from n2n_live.metrics import psnr_hdr
-from n2n_live.network import UNet
 from n2n_live.train_step import LR_MC, TrainStep, rampdown_lr
 
 from . import mc_dataset
 
 PROG = "n2n-train"
 # Settings that define a run: resuming with different values would silently mix two experiments.
-RUN_KEYS = ("data", "target", "batch", "crop", "lr", "spp", "seed", "val_fraction", "rampdown")
+RUN_KEYS = ("data", "target", "batch", "crop", "lr", "spp", "seed", "val_fraction", "rampdown", "model")
 
 
 @dataclass
@@ -186,8 +186,8 @@ def validate(net: torch.nn.Module, views: list, ctx: Dist, amp: bool, tile: int)
         for level, reals in view.noisy.items():
             colour, albedo, normal = reals[0]  # realisation a
             zeros = np.zeros_like(colour)
-            x = assemble(*(torch.from_numpy(a) for a in (colour, albedo if albedo is not None else zeros,
-                                                           normal if normal is not None else zeros)))
+            x = network_input(net, *(torch.from_numpy(a) for a in (colour, albedo if albedo is not None else zeros,
+                                                                    normal if normal is not None else zeros)))
             y = denoise_tiled(net, x.to(ctx.device), tile=tile, amp=amp)[0].permute(1, 2, 0).cpu()
             s = sums.setdefault(level, [0.0, 0.0, 0.0])
             s[0] += psnr_hdr(y, ref)
@@ -252,20 +252,22 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
 
     # Network and optimiser state: resume RUN/checkpoint.pt, else start from --init, else fresh.
     ckpt_path = out / "checkpoint.pt"
-    net = UNet(9, 3)
+    net = models.build(args.model)  # --model; a checkpoint below brings its own (models.spec)
     start, train_state, resumed = 0, None, False
     error = None
     try:
         if ckpt_path.is_file():
             state = read_checkpoint(ckpt_path)
+            net = models.from_spec(model_spec(state))
             net.load_state_dict(state["net"])
             train_state = state.get("train_state") or {}
             start, resumed = int(train_state.get("step", 0)), True
         elif args.init is not None:
             state = read_checkpoint(args.init)
-            if (state["n_in"], state["m_out"]) != (9, 3):
+            if (state["n_in"], state["m_out"]) not in ((9, 3), (10, 3)):
                 raise UserError(f"{args.init}: a {state['n_in']}-in/{state['m_out']}-out network, "
-                                f"not a 9-channel Monte Carlo denoiser")
+                                f"not a Monte Carlo denoiser")
+            net = models.from_spec(model_spec(state))
             net.load_state_dict(state["net"])
     except UserError as e:
         error = e
@@ -328,7 +330,7 @@ def train(args: argparse.Namespace, ctx: Dist) -> dict:
         step = it + 1
         # Data: random crops from this process's views; the batch depends on (seed, rank, step) only.
         rng = np.random.default_rng([args.seed, ctx.rank, it])
-        x, y = mc_dataset.sample_batch(rng, train_views, per_rank, args.crop, args.target)
+        x, y = mc_dataset.sample_batch(rng, train_views, per_rank, args.crop, args.target, net=net)
         # One training step (DDP averages the gradients across processes in backward).
         step_fn.set_lr(rampdown_lr(it, args.iters, args.lr, args.rampdown))
         x = x.to(ctx.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -400,6 +402,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--val-every", type=int, default=1000, metavar="K", help="validate every K steps (default 1000)")
     ap.add_argument("--ckpt-every", type=int, default=500, help="checkpoint every N steps (default 500)")
     ap.add_argument("--log-every", type=int, default=50, help="stats.jsonl record every N steps (default 50)")
+    ap.add_argument("--model", choices=models.MODEL_CHOICES, default="paper",
+                    help="network of a fresh run: paper (Table 2 U-Net) or kernel (kernel-predicting); "
+                    "--init and resumed runs use the checkpoint's")
     ap.add_argument("--init", type=Path, metavar="CKPT", help="start from this network (e.g. saved by n2n-live)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda")

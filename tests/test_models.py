@@ -149,3 +149,18 @@ def test_display_average_blends_published_snapshots():
     plain.update(0, {"weight": torch.full((1, 1, 1, 1), 4.0)})
     plain.update(1, {"weight": torch.zeros(1, 1, 1, 1)})
     assert plain.net.weight.item() == 0.0  # average 0: each snapshot as published
+
+
+def test_n2n_train_trains_and_resumes_a_kernel_model(tmp_path):
+    from offline_experiments import batch_train
+    from tests.test_batch_train import make_dataset
+
+    data = make_dataset(tmp_path / "data", views=3)
+    argv = ["--data", data, "--out", tmp_path / "run", "--model", "kernel", "--batch", "2", "--crop", "32",
+            "--val-every", "2", "--ckpt-every", "2", "--log-every", "2", "--quiet", "--device", "cpu"]
+    batch_train.main([str(a) for a in argv + ["--iters", "2"]])
+    net, state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert type(net) is KernelPredictingNet and state["train_state"]["step"] == 2
+    batch_train.main([str(a) for a in argv + ["--iters", "3"]])  # resumes the kernel net from its checkpoint
+    net, state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert type(net) is KernelPredictingNet and state["train_state"]["step"] == 3
