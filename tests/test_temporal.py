@@ -168,3 +168,15 @@ def test_live_loop_with_kernel_model_and_temporal_reuse():
         loop.set_denoiser("paper", False)
         assert loop.temporal is None and type(loop.trainer.net).__name__ == "UNet"
         assert loop.step().denoised.shape == (32, 32, 3)
+
+
+def test_model_and_temporal_flags_reach_the_config(capsys):
+    from n2n_live.cli import build_config, build_parser, main
+
+    cfg = build_config(build_parser().parse_args(["--model", "kernel", "--temporal", "on"]), headless=True)
+    assert (cfg.model, cfg.temporal) == ("kernel", True)
+    cfg = build_config(build_parser().parse_args(["--model", "paper", "--temporal", "off"]), headless=True)
+    assert (cfg.model, cfg.temporal) == ("paper", False)
+    with pytest.raises(SystemExit) as e:
+        main(["--headless", "--model", "resnet"])
+    assert e.value.code == 2 and "--model" in capsys.readouterr().err
