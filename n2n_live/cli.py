@@ -64,7 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, help="Adam learning rate")
     p.add_argument("--device", choices=DEVICE_CHOICES, help="where the network runs (default auto)")
     p.add_argument("--seed", type=int, help="random seed (network, crops, renderer)")
-    p.add_argument("--reference-spp", type=int, help="spp of the per-frame reference for PSNR (0: none)")
+    p.add_argument("--reference-spp", type=int, help="spp of the converged reference PSNR is measured against, "
+                   "rendered as two halves whose difference gives its own noise floor (0: none; presets 2048+)")
+    p.add_argument("--eval-every", type=int, help="measure PSNR on every N-th frame and the last (default 1; "
+                   "presets 10 and 50): converged references are expensive")
+    p.add_argument("--reference-cache", help="folder caching references on disk (default $N2N_REFERENCE_CACHE or "
+                   "~/.cache/n2n-live/references; 'off' for none)")
+    p.add_argument("--clean-target-spp", type=int, help="spp of the per-frame target of the clean-target "
+                   "network (--compare clean; default 256)")
     p.add_argument("--compare", help="baselines: clean,oidn (clean = a second network on reference targets)")
     p.add_argument("--exposure", type=float, help="exposure before tonemapping")
     p.add_argument("--out", help="headless output folder (default out/headless)")
@@ -93,7 +100,8 @@ def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 FLAG_FIELDS = ("scene", "frames", "spp", "iters_per_frame", "crop", "lr", "device", "seed", "reference_spp",
-               "exposure", "out", "sync", "variant", "load", "snapshots", "model")
+               "eval_every", "reference_cache", "clean_target_spp", "exposure", "out", "sync", "variant", "load", "snapshots",
+               "model")
 
 
 def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:

@@ -3,10 +3,11 @@
     n2n-compare --scenes cornell-box,interior --variants paper,kernel,kernel+temporal --out runs/compare
     n2n-compare --size 64 --frames 40 --scenes cornell-box        # a quick design check
 
-Each scene's fly-through is rendered once (the noisy pairs with their albedo/normal/position, and a converged
-reference at the evaluated frames: frames 10, 40, 80 (1-based) and the last 10), then every variant replays exactly
-those frames through the live loop (LiveLoop in sync mode: render -> temporal -> train -> denoise -> metrics; only
-the renderer is swapped for the recorded frames), so differences between variants are the denoisers' alone.
+Each scene's noisy pairs (with albedo/normal/position) are rendered once, then every variant replays exactly those
+frames through the live loop (LiveLoop in sync mode: temporal -> train -> denoise -> metrics; only the pair
+renderer is swapped for the recorded frames), so differences between variants are the denoisers' alone. Frames
+10, 40, 80 (1-based) and the last 10 are evaluated against converged references (evaluation.py: rendered once,
+cached on disk, their noise floor reported).
 Per scene and variant: PSNR at those frames and over the last 10, the flicker figure (stability.py) over the last
 10 frames, and the network's CPU time per frame (training + inference); OIDN on the same frames. Writes
 OUT/results.json, OUT/table.md and one metrics CSV per run.
@@ -33,7 +34,7 @@ from .metrics_log import MetricsLog  # noqa: E402
 PROG = "n2n-compare"
 DEFAULT_SCENES = ("cornell-box", "interior", "caustics", "../shared/data/scenes/mitsuba-matpreview/matpreview.xml")
 DEFAULT_VARIANTS = ("paper", "kernel", "kernel+temporal")
-COLUMNS = ["frame", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_history", "flicker_input", "flicker_denoised",
+COLUMNS = ["frame", "reference_floor", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_history", "flicker_input", "flicker_denoised",
            "flicker_oidn", "flicker_reference", "train_ms", "infer_ms", "oidn_ms", "loss"]
 LAST_N = 10
 
@@ -54,23 +55,18 @@ def eval_frames(frames: int, last_n: int = LAST_N) -> list[int]:
 
 
 class ReplayTracer:
-    """Stands in for PathTracer inside LiveLoop: hands out recorded pairs and references by frame number."""
+    """Stands in for LiveLoop's PathTracer when rendering pairs: hands out the recorded pairs by frame number
+    (the loop's ReferenceStore keeps the real tracer for references)."""
 
-    def __init__(self, pairs: list, references: dict):
-        self.pairs, self.references = pairs, references
-        self._last = -1
+    def __init__(self, pairs: list):
+        self.pairs = pairs
 
     def render_pair(self, cam, frame: int):
-        self._last = frame
         return self.pairs[frame]
 
-    def render_reference(self, cam, spp: int, *args, **kwargs):
-        ref = self.references.get(self._last)
-        return None if ref is None else ref.clone()
 
-
-def record(cfg, eval_at: list[int]) -> tuple[list, dict, float]:
-    """Render the fly-through of `cfg` once: (pairs, {frame: reference}, seconds)."""
+def record(cfg) -> tuple[list, float]:
+    """Render the noisy pairs of `cfg`'s fly-through once: (pairs, seconds)."""
     from renderer.scene import load_scene
     from renderer.tracer import PathTracer
     from renderer.variant import choose_variant
@@ -79,24 +75,20 @@ def record(cfg, eval_at: list[int]) -> tuple[list, dict, float]:
     t0 = time.monotonic()
     loaded = load_scene(cfg.scene, cfg.width, cfg.height)
     tracer = PathTracer(loaded, spp=cfg.spp, seed=cfg.seed)
-    pairs, refs = [], {}
-    for f in range(cfg.frames):
-        cam = loaded.path.at(f)
-        pairs.append(tracer.render_pair(cam, f))
-        if f in eval_at:
-            refs[f] = tracer.render_reference(cam, cfg.reference_spp)
-    return pairs, refs, time.monotonic() - t0
+    pairs = [tracer.render_pair(loaded.path.at(f), f) for f in range(cfg.frames)]
+    return pairs, time.monotonic() - t0
 
 
-def run_variant(cfg, pairs, refs, csv_path: Path) -> list[dict]:
+def run_variant(cfg, pairs, csv_path: Path) -> list[dict]:
     """Replay the recorded frames through LiveLoop with `cfg`; one metrics row per frame."""
     from .live import LiveLoop
 
     rows = []
+    evaluate = set(eval_frames(cfg.frames))
     with LiveLoop(cfg) as loop, MetricsLog(csv_path, COLUMNS) as log:
-        loop.tracer = ReplayTracer(pairs, refs)
-        for _ in range(cfg.frames):
-            r = loop.step()
+        loop.tracer = ReplayTracer(pairs)
+        for f in range(cfg.frames):
+            r = loop.step(evaluate=f in evaluate)
             row = {k: getattr(r, k, None) for k in COLUMNS}
             log.log(row)
             rows.append(row)
@@ -127,7 +119,7 @@ def _f(v, digits=2) -> str:
 def table(results: dict, frames: int) -> str:
     at = [f for f in (10, 40, 80) if f <= frames]
     head = (["scene", "variant"] + [f"PSNR @{f}" for f in at] + [f"last {LAST_N}", "OIDN last", "input last",
-            "flicker", "OIDN flicker", "input flicker", "ref flicker", "ms/frame"])
+            "flicker", "OIDN flicker", "input flicker", "ref flicker", "ms/frame", "ref floor"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scene, variants in results.items():
         for name, s in variants.items():
@@ -135,7 +127,7 @@ def table(results: dict, frames: int) -> str:
                                      f"{_f(s.get(f'input_{f}'))})" for f in at]
             cells += [_f(s["psnr_denoised"]), _f(s["psnr_oidn"]), _f(s["psnr_input"]), _f(s["flicker_denoised"], 4),
                       _f(s["flicker_oidn"], 4), _f(s["flicker_input"], 4), _f(s["flicker_reference"], 4),
-                      _f(s["ms_per_frame"], 0)]
+                      _f(s["ms_per_frame"], 0), _f(s["reference_floor"])]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -153,6 +145,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--crop", type=int, default=None, help="training crop (default: the frame)")
     ap.add_argument("--lr", type=float, default=None, help="default: the CPU preset's")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reference-cache", default=None, help="folder of cached references (evaluation.py; default "
+                    "$N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references)")
     ap.add_argument("--out", type=Path, default=Path("out") / "compare")
     args = ap.parse_args(argv)
     args.width, args.height = parse_size(args.size)
@@ -175,30 +169,32 @@ def main(argv=None) -> None:
             base = dataclasses.replace(
                 preset("cpu"), scene=scene, width=args.width, height=args.height, frames=args.frames,
                 reference_spp=args.reference_spp, crop=args.crop or max(args.width, args.height), seed=args.seed,
-                sync=True, compare=("oidn",), device="cpu")
+                sync=True, compare=("oidn",), device="cpu", reference_cache=args.reference_cache)
             if args.iters_per_frame is not None:
                 base.iters_per_frame = args.iters_per_frame
             if args.lr is not None:
                 base.lr = args.lr
             base.validate()
-            pairs, refs, secs = record(base, eval_frames(args.frames))
+            pairs, secs = record(base)
             name = Path(scene).stem if scene.endswith(".xml") else scene
-            print(f"{PROG}: {name}: rendered {args.frames} frames + {len(refs)} references in {secs:.0f} s",
+            print(f"{PROG}: {name}: rendered {args.frames} noisy pairs in {secs:.0f} s",
                   file=sys.stderr, flush=True)
             results[name] = {}
             for model, temporal in args.variant_list:
                 label = model + ("+temporal" if temporal else "")
                 cfg = dataclasses.replace(base, model=model, temporal=temporal)
                 t0 = time.monotonic()
-                rows = run_variant(cfg, pairs, refs, args.out / f"{name}_{label}.csv")
+                rows = run_variant(cfg, pairs, args.out / f"{name}_{label}.csv")
                 s = summarise(rows)
                 results[name][label] = s
                 print(f"{PROG}: {name} {label}: last {LAST_N} {_f(s['psnr_denoised'])} dB (OIDN {_f(s['psnr_oidn'])}, "
                       f"input {_f(s['psnr_input'])}), flicker {_f(s['flicker_denoised'], 4)} (OIDN "
                       f"{_f(s['flicker_oidn'], 4)}), {_f(s['ms_per_frame'], 0)} ms/frame, {time.monotonic() - t0:.0f} s",
                       file=sys.stderr, flush=True)
+                clean = {sc: {v: {k: None if isinstance(x, float) and math.isnan(x) else x for k, x in s.items()}
+                              for v, s in vs.items()} for sc, vs in results.items()}
                 write_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()},
-                                                       "results": results})
+                                                       "results": clean})
                 write_text(args.out / "table.md", table(results, args.frames))
         print(table(results, args.frames))
 

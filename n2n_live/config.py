@@ -64,13 +64,29 @@ class LiveConfig:
     still overlaps training). The headless command turns it on; the viewer leaves it off (display never waits)."""
 
     reference_spp: int = 0
-    """Samples per pixel of the reference rendered for every frame's camera to measure PSNR against; 0 = no
-    reference and no PSNR (the viewer's default: the training itself never needs a clean image)."""
+    """Samples per pixel of the converged reference PSNR is measured against; 0 = no reference and no PSNR (the
+    viewer's default: training never needs a clean image). It is rendered as two independent halves whose
+    difference gives its own noise floor (evaluation.py), so it must be far cleaner than what it judges: the
+    presets use >= 2048 spp."""
+
+    eval_every: int = 1
+    """Render the reference (and measure PSNR) only on frames whose 1-based number is a multiple of this; the last
+    frame of a headless run is always evaluated. Converged references are expensive: 10 keeps them a modest share
+    of a CPU run."""
+
+    reference_cache: str | None = None
+    """Folder where references are cached on disk, keyed by scene content, camera, size and spp (None: the
+    default, $N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references; 'off': no disk cache)."""
+
+    clean_target_spp: int = 256
+    """Samples per pixel of the per-frame reference the clean-target network trains on ('clean' in compare). It is
+    rendered every frame, so it is cheaper than the evaluation reference, with seeds of its own."""
 
     compare: tuple[str, ...] = ()
-    """Baselines computed per frame, a subset of {'clean', 'oidn'}: 'clean' trains a second network online with
-    the reference as target (the paper's clean-target curve; needs reference_spp > 0), 'oidn' runs Intel Open
-    Image Denoise (pyoidn, CPU, quality 'high') on the average of the two noisy images."""
+    """Baselines computed per frame, a subset of {'clean', 'oidn'}: 'clean' trains a second network online with a
+    per-frame reference of clean_target_spp as target (the paper's clean-target curve; needs reference_spp > 0 to
+    be measured), 'oidn' runs Intel Open Image Denoise (pyoidn, CPU, quality 'high') on the average of the two
+    noisy images."""
 
     frames: int = 1000
     """Frames of the headless fly-through (the paper's Figure 8 shows 1000). The viewer runs until closed."""
@@ -101,8 +117,11 @@ class LiveConfig:
                 raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.iters_per_frame < 0:
             raise UserError(f"iters_per_frame must be >= 0, got {self.iters_per_frame}")
-        if self.reference_spp < 0:
-            raise UserError(f"reference_spp must be >= 0, got {self.reference_spp}")
+        if self.reference_spp < 0 or self.reference_spp == 1:
+            raise UserError(f"reference_spp must be 0 (none) or >= 2 (two halves), got {self.reference_spp}")
+        for name in ("eval_every", "clean_target_spp"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if not self.lr > 0:
             raise UserError(f"lr must be positive, got {self.lr}")
         if not self.exposure > 0:
@@ -138,11 +157,14 @@ PRESETS: dict[str, LiveConfig] = {
     # Two CPU cores: 128x128 frames trained on whole frames. lr 1e-3 rather than the paper's 3e-4: a fly-through of
     # ~80 frames x 8 iterations is ~650 steps, far fewer than the paper's 8000, and at 3e-4 the network is still
     # visibly blurry/biased after them (measured on the Cornell box: +1.2 dB over the input after 40 frames at
-    # 3e-4, +2.7 dB after 60 frames at 1e-3; with L_HDR's clamped denominator 1e-3 trains stably). A 256-spp
-    # reference per frame costs about as much as the training, which is why it is modest.
-    "cpu": LiveConfig(width=128, height=128, crop=128, frames=80, lr=1e-3, reference_spp=256, compare=("oidn",)),
+    # 3e-4, +2.7 dB after 60 frames at 1e-3; with L_HDR's clamped denominator 1e-3 trains stably).
+    # The reference: 2048 spp (at 128x128 a 256-spp reference is itself only ~42.5 dB, which would cap and flatter
+    # the better method), every 10th frame and the last, cached on disk.
+    "cpu": LiveConfig(width=128, height=128, crop=128, frames=80, lr=1e-3, reference_spp=2048, eval_every=10,
+                      compare=("oidn",)),
     # One GPU: the paper's setting (512x512, 8 spp, 8 iterations on 256x256 crops, lr 3e-4), 1000 frames.
-    "gpu": LiveConfig(width=512, height=512, crop=256, frames=1000, lr=3e-4, reference_spp=1024, compare=("oidn",)),
+    "gpu": LiveConfig(width=512, height=512, crop=256, frames=1000, lr=3e-4, reference_spp=4096, eval_every=50,
+                      compare=("oidn",)),
 }
 
 

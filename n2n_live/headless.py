@@ -32,7 +32,7 @@ from .tonemap import T
 
 BASE_COLUMNS = ["frame", "render_ms", "train_ms", "infer_ms", "loss", "psnr_input", "psnr_denoised"]
 COMPARE_COLUMNS = {"clean": "psnr_clean_target", "oidn": "psnr_oidn"}
-EXTRA_COLUMNS = ["psnr_input_a", "reference_ms", "oidn_ms", "train_steps", "skipped", "sanitized_frames",
+EXTRA_COLUMNS = ["psnr_input_a", "reference_floor", "reference_ms", "clean_target_ms", "oidn_ms", "train_steps", "skipped", "sanitized_frames",
                  "version"]
 FLICKER_COLUMNS = ["flicker_input", "flicker_denoised", "flicker_oidn", "flicker_reference", "psnr_history"]
 LAST_N = 10
@@ -139,11 +139,19 @@ def _row(r: FrameResult) -> dict:
 
 
 def summarise(rows: list[dict]) -> dict:
-    s = {"frames": len(rows), "last_n": min(LAST_N, len(rows))}
-    for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_clean_target",
-              "render_ms", "train_ms", "infer_ms", "reference_ms", "oidn_ms", "loss", *FLICKER_COLUMNS):
-        s[k] = mean_last([row.get(k) for row in rows], LAST_N)
+    """Means over the last LAST_N frames: PSNRs over those of them that were evaluated (eval_every), times over all
+    (reference_ms is then the reference's cost per frame, amortised)."""
+    last = rows[-LAST_N:]
+    s = {"frames": len(rows), "last_n": len(last),
+         "evaluated_frames": [row["frame"] for row in last if _finite(row.get("psnr_input"))]}
+    for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_clean_target", "reference_floor",
+              "render_ms", "train_ms", "infer_ms", "reference_ms", "clean_target_ms", "oidn_ms", "loss", *FLICKER_COLUMNS):
+        s[k] = mean_last([row.get(k) for row in last], LAST_N)
     return s
+
+
+def _finite(v) -> bool:
+    return v is not None and not math.isnan(v)
 
 
 def summary_line(s: dict) -> str:
@@ -153,12 +161,13 @@ def summary_line(s: dict) -> str:
     if math.isnan(s["psnr_input"]):
         text = f"last {s['last_n']} frames: no reference (--reference-spp 0), no PSNR"
     else:
-        text = (f"last {s['last_n']} frames: input {db('psnr_input')}, denoised {db('psnr_denoised')} "
-                f"({s['psnr_denoised'] - s['psnr_input']:+.2f} dB)")
+        text = (f"frames {', '.join(str(f + 1) for f in s['evaluated_frames'])}: input (pair average) "
+                f"{db('psnr_input')}, denoised {db('psnr_denoised')} ({s['psnr_denoised'] - s['psnr_input']:+.2f} dB)")
         if not math.isnan(s["psnr_oidn"]):
             text += f", OIDN {db('psnr_oidn')}"
         if not math.isnan(s["psnr_clean_target"]):
             text += f", clean targets {db('psnr_clean_target')}"
+        text += f"; reference {s.get('reference_spp', '?')} spp, its own noise floor {db('reference_floor')}"
     text += (f"; per frame: render {s['render_ms']:.0f} ms, train {s['train_ms']:.0f} ms, "
              f"infer {s['infer_ms']:.0f} ms")
     return text
@@ -204,7 +213,7 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=sys.stdout) -> d
                    file=sys.stderr, dynamic_ncols=True)
         for i in bar:
             # one frame: render pair -> train (thread or inline) -> denoise -> metrics
-            r = loop.step()
+            r = loop.step(evaluate=True if i + 1 == cfg.frames else None)  # the last frame is always measured
             row = _row(r)
             log.log(row)
             rows.append(row)
@@ -239,8 +248,8 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=sys.stdout) -> d
     if stopped and rows:
         loop.save(out / "network.pt", meta={"interrupted": interrupted})
     summary = summarise(rows)
-    summary.update(out=str(out), interrupted=interrupted, seconds=time.monotonic() - t_start,
-                   train_steps=last.train_steps if last else 0, skipped=last.skipped if last else 0)
+    summary.update(reference_spp=cfg.reference_spp, eval_every=cfg.eval_every, out=str(out),
+                   interrupted=interrupted, seconds=time.monotonic() - t_start, train_steps=last.train_steps if last else 0, skipped=last.skipped if last else 0)
     # NaN (no reference, no OIDN...) -> null: strict JSON readers reject NaN
     write_json(out / "summary.json", {k: None if isinstance(v, float) and math.isnan(v) else v
                                       for k, v in summary.items()})

@@ -16,7 +16,7 @@ from . import models, oidn
 from .config import MODEL_CHOICES, LiveConfig, resolve_device
 from .denoiser import Denoiser
 from .errors import UserError
-from .metrics import psnr_hdr
+from .evaluation import ReferenceStore, default_cache_dir, score_frame, should_evaluate
 from .stability import FlickerMeter
 from .temporal import TemporalAccumulator
 from .trainer import OnlineTrainer
@@ -30,7 +30,7 @@ class FrameResult:
     camera: object
     pair: object  # renderer.tracer.FramePair
     denoised: torch.Tensor  # average of both denoised noisy images
-    reference: torch.Tensor | None = None  # only when cfg.reference_spp > 0
+    reference: torch.Tensor | None = None  # the converged reference, only on evaluated frames (evaluation.py)
     oidn: torch.Tensor | None = None  # OIDN on the average of the two noisy images ('oidn' in cfg.compare)
     clean: torch.Tensor | None = None  # the clean-target network's output ('clean' in cfg.compare)
     render_ms: float = 0.0  # the noisy pair (both images + albedo/normal), as the renderer measured it
@@ -43,7 +43,9 @@ class FrameResult:
     psnr_oidn: float | None = None
     train_steps: int = 0
     psnr_input_a: float | None = None  # noisy image A alone (8 spp): secondary, the paper's 'input'
-    reference_ms: float = 0.0
+    reference_ms: float = 0.0  # rendering the reference (0 when it came from the cache or was not needed)
+    reference_floor: float | None = None  # the reference's own PSNR against the truth, estimated from its halves
+    clean_target_ms: float = 0.0  # rendering the clean-target network's per-frame target
     oidn_ms: float = 0.0
     clean_ms: float = 0.0  # inference of the clean-target network
     version: int = -1  # weights version used for `denoised`
@@ -78,6 +80,7 @@ class LiveLoop:
         self.variant = choose_variant(cfg.variant)
         self.loaded = load_scene(cfg.scene, cfg.width, cfg.height)
         self.tracer = PathTracer(self.loaded, spp=cfg.spp, seed=cfg.seed)
+        self.references = self._reference_store()
 
         torch.manual_seed(cfg.seed)
         self.flicker = FlickerMeter(cfg.exposure)
@@ -124,6 +127,18 @@ class LiveLoop:
             for t in self.trainers:
                 t.start()
 
+    def _reference_store(self) -> ReferenceStore | None:
+        cfg = self.cfg
+        if cfg.reference_spp <= 0:
+            return None
+        cache = None if cfg.reference_cache == "off" else (cfg.reference_cache or default_cache_dir())
+        return ReferenceStore(self.tracer, cfg.reference_spp, cache, cfg.exposure)
+
+    def evaluates(self, frame: int | None = None) -> bool:
+        """Whether `frame` (default: the next) is measured against a reference (cfg.eval_every)."""
+        f = self.frame if frame is None else frame
+        return self.references is not None and should_evaluate(f, self.cfg.eval_every)
+
     @property
     def trainers(self) -> list[OnlineTrainer]:
         return [t for t in (self.trainer, self.clean_trainer) if t is not None]
@@ -134,32 +149,33 @@ class LiveLoop:
         return self.loaded.path.at(f - self._path_start)
 
     # ------------------------------------------------------------------ one frame
-    def step(self, camera=None) -> FrameResult:
+    def step(self, camera=None, evaluate: bool | None = None) -> FrameResult:
+        """One frame. `evaluate` forces (True) or skips (False) the reference; None follows cfg.eval_every."""
         cfg = self.cfg
         cam = self.camera_at() if camera is None else camera
-        # render the noisy pair (+ albedo, normal) and, for metrics, the reference of this camera
+        # render the noisy pair (+ albedo, normal); the clean-target network's per-frame target
         raw = pair = self.tracer.render_pair(cam, self.frame)
         if self.temporal is not None:
             # per-stream histories (A only from A's samples, B only from B's): train and denoise on them
             pair = self.temporal.update(raw, cam)
-        reference, reference_ms = None, 0.0
-        if cfg.reference_spp > 0:
+        target, clean_target_ms = None, 0.0
+        if self.clean_trainer is not None:
             t0 = time.perf_counter()
-            reference = self.tracer.render_reference(cam, cfg.reference_spp)
-            reference_ms = (time.perf_counter() - t0) * 1000.0
+            target = self.tracer.render_reference(cam, cfg.clean_target_spp)
+            clean_target_ms = (time.perf_counter() - t0) * 1000.0
 
         # train: in this thread (sync) or hand the pair to the trainer thread (newest wins)
         if cfg.sync:
             self.trainer.train_now(pair)
             if self.clean_trainer is not None:
-                self.clean_trainer.train_now(pair, reference)
+                self.clean_trainer.train_now(pair, target)
         else:
             if cfg.pace:
                 for t in self.trainers:
                     t.wait_idle()
             self.trainer.submit(pair)
             if self.clean_trainer is not None:
-                self.clean_trainer.submit(pair, reference)
+                self.clean_trainer.submit(pair, target)
 
         # denoise both noisy images with the latest published weights and average them
         version, state = self.trainer.weights()
@@ -186,28 +202,24 @@ class LiveLoop:
 
         stats = self.trainer.stats
         r = FrameResult(
-            frame=self.frame, camera=cam, pair=raw, denoised=denoised, reference=reference, oidn=oidn_img,
-            clean=clean, render_ms=float(getattr(pair, "render_ms", float("nan"))), train_ms=stats["train_ms"],
-            infer_ms=infer_ms, loss=stats["frame_loss"], train_steps=stats["steps"], reference_ms=reference_ms,
-            oidn_ms=oidn_ms, clean_ms=clean_ms, version=version, skipped=stats["skipped"],
+            frame=self.frame, camera=cam, pair=raw, denoised=denoised, oidn=oidn_img, clean=clean,
+            render_ms=float(getattr(pair, "render_ms", float("nan"))), train_ms=stats["train_ms"],
+            infer_ms=infer_ms, loss=stats["frame_loss"], train_steps=stats["steps"], oidn_ms=oidn_ms,
+            clean_ms=clean_ms, clean_target_ms=clean_target_ms, version=version, skipped=stats["skipped"],
             sanitized_frames=stats["sanitized_frames"])
-        if reference is not None:
-            # PSNR on tonemapped values against the reference of this frame's camera
-            ref = reference.to(denoised.device)
-            e = cfg.exposure
-            r.psnr_input = psnr_hdr(0.5 * (raw.noisy_a + raw.noisy_b).to(ref.device), ref, e)
-            r.psnr_input_a = psnr_hdr(raw.noisy_a.to(ref.device), ref, e)
+        if self.references is not None and (self.evaluates() if evaluate is None else evaluate):
+            # PSNR on tonemapped values against this camera's converged reference (evaluation.py)
+            ref = self.references.get(cam)
+            s = score_frame(raw, ref.image, cfg.exposure, denoised=denoised, clean=clean, oidn=oidn_img)
             if self.temporal is not None:
-                r.psnr_history = psnr_hdr(0.5 * (pair.noisy_a + pair.noisy_b).to(ref.device), ref, e)
-            r.psnr_denoised = psnr_hdr(denoised, ref, e)
-            if clean is not None:
-                r.psnr_clean_target = psnr_hdr(clean, ref, e)
-            if oidn_img is not None:
-                r.psnr_oidn = psnr_hdr(oidn_img.to(ref.device), ref, e)
-        # temporal stability of each image against its own previous frame, reprojected
+                r.psnr_history = score_frame(pair, ref.image, cfg.exposure).input
+            r.reference, r.reference_ms, r.reference_floor = ref.image, ref.ms, ref.noise_floor
+            r.psnr_input, r.psnr_input_a, r.psnr_denoised = s.input, s.input_a, s.denoised
+            r.psnr_clean_target, r.psnr_oidn = s.clean, s.oidn
+        # temporal stability of each image against its own previous frame, reprojected (stability.py)
         fl = self.flicker.update(cam, getattr(raw, "position", None), raw.normal, {
             "input": 0.5 * (raw.noisy_a + raw.noisy_b), "denoised": denoised, "oidn": oidn_img,
-            "reference": reference})
+            "reference": r.reference})
         r.flicker_input, r.flicker_denoised = fl.get("input"), fl.get("denoised")
         r.flicker_oidn, r.flicker_reference = fl.get("oidn"), fl.get("reference")
         self.frame += 1
@@ -222,6 +234,7 @@ class LiveLoop:
         self.tracer = self._PathTracer(loaded, spp=self.cfg.spp, seed=self.cfg.seed)
         self.loaded = loaded
         self.cfg.scene = spec
+        self.references = self._reference_store()
         self._path_start = self.frame
         if self.temporal is not None:
             self.temporal.reset()  # another scene: nothing to reuse
@@ -243,6 +256,7 @@ class LiveLoop:
             self.loaded = self._load_scene(self.cfg.scene, width, height)
             self.tracer = self._PathTracer(self.loaded, spp=self.cfg.spp, seed=self.cfg.seed)
         self.cfg.width, self.cfg.height = width, height
+        self.references = self._reference_store()
 
     def set_spp(self, spp: int) -> None:
         self.cfg.spp = int(spp)

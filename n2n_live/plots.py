@@ -32,10 +32,15 @@ def _has(values) -> bool:
     return any(not math.isnan(v) for v in values)
 
 
+def _finite(xs, ys) -> tuple[list, list]:
+    pts = [(x, y) for x, y in zip(xs, ys) if not math.isnan(y)]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
 def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     """Read metrics.csv and write the PSNR plot (and the loss) atomically."""
     m = read_metrics(csv_path)
-    frames = m.get("frame", [])
+    frames = [f + 1 for f in m.get("frame", [])]  # frames rendered so far: evaluation happens at 10, 20, ...
     flicker = [(c, label, colour) for c, label, colour in FLICKER if c in m and _has(m[c])]
     rows = 3 if flicker else 2
     fig, axes = plt.subplots(rows, 1, figsize=(8, 6 + 2 * (rows - 2)), sharex=True,
@@ -44,8 +49,15 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     drew = False
     for col, label, colour in CURVES:
         if col in m and _has(m[col]):
-            ax.plot(frames, m[col], label=label, color=colour, linewidth=1.2)
+            # references are rendered only every eval_every frames: draw the measured points, joined
+            xs, ys = _finite(frames, m[col])
+            ax.plot(xs, ys, label=label, color=colour, linewidth=1.2, marker="o" if len(xs) < 40 else None,
+                    markersize=3)
             drew = True
+    if "reference_floor" in m and _has(m["reference_floor"]):
+        # the reference's own PSNR against the truth: figures near it are capped by the reference, not the method
+        xs, ys = _finite(frames, m["reference_floor"])
+        ax.plot(xs, ys, "k--", linewidth=1.0, label="reference's own noise floor")
     ax.set_ylabel("PSNR (dB, tonemapped)")
     ax.set_title(title or "Online training during a fly-through")
     ax.grid(True, alpha=0.3)
@@ -57,14 +69,15 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
         ax2.semilogy(frames, m["loss"], color="tab:red", linewidth=1.0)
     ax2.set_ylabel("L_HDR")
     ax2.grid(True, alpha=0.3)
-    if flicker:
+    if flicker:  # every frame, no reference needed (the reference's own only where two in a row exist)
         ax3 = axes[2]
         for col, label, colour in flicker:
-            ax3.plot(frames, m[col], label=label, color=colour, linewidth=1.0)
+            xs, ys = _finite(frames, m[col])
+            ax3.plot(xs, ys, label=label, color=colour, linewidth=1.0)
         ax3.set_ylabel("flicker (RMS, T)")
         ax3.grid(True, alpha=0.3)
         ax3.legend(loc="upper right", fontsize="small", ncol=len(flicker))
-    axes[-1].set_xlabel("frame")
+    axes[-1].set_xlabel("frames rendered")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, dpi=100)

@@ -50,7 +50,7 @@ def test_end_to_end_headless_writes_everything_and_denoises(tmp_path):
     t0 = time.monotonic()
     res = run_cli(["--headless", "--scene", "cornell-box", "--size", "64", "--crop", "64", "--frames", "60",
                    "--spp", "8", "--iters-per-frame", "8", "--lr", "1e-3", "--seed", "0", "--reference-spp", "32",
-                   "--sync", "--no-progress", "--out", str(out)] + (["--compare", compare] if compare else []),
+                   "--eval-every", "1", "--sync", "--no-progress", "--out", str(out)] + (["--compare", compare] if compare else []),
                   cwd=tmp_path, timeout=600)
     seconds = time.monotonic() - t0
     assert res.returncode == 0, res.stderr[-3000:]

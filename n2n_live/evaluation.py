@@ -1,0 +1,167 @@
+"""Evaluation: converged references, their own noise floor, and the PSNR of everything shown against them.
+
+Shared by the headless command, the viewer's graphs and the benchmarks, so that every quality figure in the
+project is measured one way:
+
+- The input a denoised image is judged against is the *pair average* (A + B) / 2: the denoised output averages the
+  two denoised noisy images, so it saw both. Image A alone is kept as a secondary figure.
+- A reference must be far cleaner than what it judges. It is rendered in two independent halves of `spp / 2`
+  samples each (seeds of their own, never those of the noisy pairs or of the clean-target network's per-frame
+  targets); the reference is their mean, and the PSNR between the halves says how noisy it still is:
+  mse(h1, h2) = 2 var(half) = 4 var(mean), so the reference's own PSNR against the truth is
+  PSNR(h1, h2) + 10 log10(4) = +6.02 dB (measured on the Cornell box, 64x64, against 8192 spp: 512 spp predicted
+  45.2, measured 44.9; 128 spp predicted 39.2, measured 39.4). A method scoring near that floor is capped by it.
+- Converged references are expensive (2048 spp at 128x128 is ~0.5 min on two CPU cores), so they are rendered
+  only every `eval_every` frames and cached on disk, keyed by scene content, camera, size, spp, seeds and
+  variant: a benchmark that flies the same path with several models renders each reference once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .io_utils import atomic_path
+from .metrics import psnr_hdr
+
+# Seeds of the two halves: inside the renderer's reference range (2**31 + k) but 2**29 above its start, so they
+# never meet the chunks of the clean-target network's per-frame targets (which start at 2**31).
+EVAL_SEED_BASE = 2**31 + 2**29
+HALVES_TO_FULL_DB = 10.0 * math.log10(4.0)  # PSNR(h1, h2) -> the mean's PSNR against the truth
+CACHE_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """$N2N_REFERENCE_CACHE, else $XDG_CACHE_HOME/n2n-live/references (~/.cache/n2n-live/references)."""
+    if os.environ.get("N2N_REFERENCE_CACHE"):
+        return Path(os.environ["N2N_REFERENCE_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "n2n-live" / "references"
+
+
+@dataclass
+class Reference:
+    """A converged estimate of one camera's image and how much noise it still has."""
+
+    image: torch.Tensor  # (H, W, 3) linear HDR, the mean of both halves
+    spp: int
+    halves_psnr: float  # PSNR between the two independent halves (tonemapped)
+    noise_floor: float  # estimated PSNR of `image` itself against the true image: halves_psnr + 6.02 dB
+    ms: float = 0.0  # render time; 0 when it came from the cache
+    cached: bool = False
+
+
+def scene_fingerprint(source: str) -> str:
+    """Identifies a scene's content: the XML file's bytes, or the bundled scenes' source code."""
+    h = hashlib.sha256(str(source).encode())
+    p = Path(str(source))
+    if p.suffix.lower() == ".xml" and p.is_file():
+        h.update(p.read_bytes())
+    else:
+        import scenes
+
+        for f in sorted(Path(scenes.__file__).parent.glob("*.py")):
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class ReferenceStore:
+    """Converged references of the scene a `PathTracer` renders, cached in memory (the tracer) and on disk.
+
+    Call from the thread that renders (Mitsuba's thread). `cache_dir=None` disables the disk cache.
+    """
+
+    def __init__(self, tracer, spp: int, cache_dir: Path | str | None = None, exposure: float = 1.0):
+        if int(spp) < 2:
+            raise ValueError(f"a reference needs at least 2 spp (two halves), got {spp}")
+        self.tracer = tracer
+        self.spp = int(spp)
+        self.exposure = exposure
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self._fingerprint = None
+
+    def _key(self, cam) -> str:
+        import mitsuba as mi
+
+        if self._fingerprint is None:
+            self._fingerprint = scene_fingerprint(self.tracer.loaded.source or self.tracer.loaded.name)
+        parts = [CACHE_VERSION, self._fingerprint, list(cam.key()), self.tracer.width, self.tracer.height,
+                 self.spp, EVAL_SEED_BASE, self.tracer.variant, mi.__version__]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+    def get(self, cam) -> Reference:
+        """The reference of camera `cam` at the tracer's current size (rendered, or read from the cache)."""
+        path = self.cache_dir / f"{self._key(cam)}.npz" if self.cache_dir else None
+        if path is not None and path.is_file():
+            halves = _read_halves(path)
+            if halves is not None and halves[0].shape[:2] == (self.tracer.height, self.tracer.width):
+                return self._reference(*halves, ms=0.0, cached=True)
+        t0 = time.perf_counter()
+        half = self.spp // 2
+        h1 = self.tracer.render_reference(cam, half, first_seed=EVAL_SEED_BASE)
+        h2 = self.tracer.render_reference(cam, self.spp - half, first_seed=EVAL_SEED_BASE + half)
+        ms = (time.perf_counter() - t0) * 1000.0
+        if path is not None:
+            _write_halves(path, h1, h2)
+        return self._reference(h1, h2, ms=ms, cached=False)
+
+    def _reference(self, h1: torch.Tensor, h2: torch.Tensor, ms: float, cached: bool) -> Reference:
+        device = self.tracer.device
+        h1, h2 = h1.to(device), h2.to(device)
+        halves = psnr_hdr(h1, h2, self.exposure)
+        return Reference(image=0.5 * (h1 + h2), spp=self.spp, halves_psnr=halves,
+                         noise_floor=halves + HALVES_TO_FULL_DB, ms=ms, cached=cached)
+
+
+def _read_halves(path: Path):
+    """(h1, h2) from a cache file, or None if it is unreadable (a cache is never trusted over a fresh render)."""
+    try:
+        with np.load(path) as z:
+            return torch.from_numpy(z["half1"].copy()), torch.from_numpy(z["half2"].copy())
+    except Exception:  # noqa: BLE001 - a damaged cache entry is re-rendered and overwritten
+        return None
+
+
+def _write_halves(path: Path, h1: torch.Tensor, h2: torch.Tensor) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as f:  # a file object: np.savez would append '.npz' to the temporary name
+                np.savez(f, half1=h1.cpu().numpy(), half2=h2.cpu().numpy())
+    except OSError:
+        pass  # a cache that cannot be written only costs time
+
+
+def should_evaluate(frame: int, every: int) -> bool:
+    """Frames are evaluated when their 1-based number is a multiple of `every` (frames 10, 20, ... for 10)."""
+    return every > 0 and (frame + 1) % every == 0
+
+
+@dataclass
+class Scores:
+    """PSNR (dB, tonemapped) of each image of a frame against one reference; None where there is no image."""
+
+    input: float  # the pair average (A + B) / 2
+    input_a: float  # image A alone
+    denoised: float | None = None
+    clean: float | None = None
+    oidn: float | None = None
+
+
+def score_frame(pair, reference: torch.Tensor, exposure: float, **outputs) -> Scores:
+    """Scores of a frame's pair average, image A and each given output (denoised=, clean=, oidn=)."""
+    ref = reference
+    a = pair.noisy_a.to(ref.device)
+    b = pair.noisy_b.to(ref.device)
+    s = Scores(input=psnr_hdr(0.5 * (a + b), ref, exposure), input_a=psnr_hdr(a, ref, exposure))
+    for name, img in outputs.items():
+        if img is not None:
+            setattr(s, name, psnr_hdr(img.to(ref.device), ref, exposure))
+    return s

@@ -1,0 +1,101 @@
+"""Evaluation: the reference's noise floor, its disk cache, the evaluation schedule, the pair-average input."""
+from __future__ import annotations
+
+import math
+import types
+
+import pytest
+import torch
+
+from n2n_live.evaluation import HALVES_TO_FULL_DB, ReferenceStore, score_frame, should_evaluate
+from n2n_live.metrics import psnr_hdr
+
+
+class FakeTracer:
+    """A 'renderer' whose reference of `spp` samples is truth + Gaussian noise of std sigma/sqrt(spp), the noise
+    drawn from `first_seed`: independent seeds give independent noise, equal seeds the same noise."""
+
+    def __init__(self, size=64, sigma=0.2):
+        g = torch.Generator().manual_seed(123)
+        self.truth = 0.2 + torch.rand(size, size, 3, generator=g)
+        self.width = self.height = size
+        self.sigma = sigma
+        self.device = torch.device("cpu")
+        self.variant = "fake"
+        self.loaded = types.SimpleNamespace(source="cornell-box", name="cornell-box")
+        self.calls = []
+
+    def render_reference(self, cam, spp, first_seed=None):
+        self.calls.append((spp, first_seed))
+        g = torch.Generator().manual_seed(int(first_seed))
+        noise = torch.randn(self.truth.shape, generator=g) * self.sigma / math.sqrt(spp)
+        return (self.truth + noise).clamp_min(0)
+
+
+class Cam:
+    def key(self):
+        return (1.0, 2.0, 3.0)
+
+
+def test_noise_floor_predicts_the_references_own_psnr():
+    tracer = FakeTracer()
+    ref = ReferenceStore(tracer, spp=64, cache_dir=None).get(Cam())
+    true_psnr = psnr_hdr(ref.image, tracer.truth)
+    # the estimate from the two halves lands on the measured PSNR against the truth (a +3 dB estimate would not)
+    assert abs(ref.noise_floor - true_psnr) < 0.5, (ref.noise_floor, true_psnr)
+    assert abs(ref.noise_floor - ref.halves_psnr - HALVES_TO_FULL_DB) < 1e-9
+    # the two halves were rendered with different seeds (equal seeds would make them identical: infinite PSNR)
+    (spp1, s1), (spp2, s2) = tracer.calls
+    assert spp1 + spp2 == 64 and s1 != s2 and math.isfinite(ref.halves_psnr)
+
+
+def test_disk_cache_renders_each_reference_once(tmp_path):
+    tracer = FakeTracer()
+    first = ReferenceStore(tracer, spp=32, cache_dir=tmp_path).get(Cam())
+    assert not first.cached and len(tracer.calls) == 2
+    again = ReferenceStore(tracer, spp=32, cache_dir=tmp_path).get(Cam())
+    assert again.cached and again.ms == 0.0 and len(tracer.calls) == 2
+    assert torch.equal(again.image, first.image) and again.noise_floor == first.noise_floor
+    # another spp is another reference
+    ReferenceStore(tracer, spp=16, cache_dir=tmp_path).get(Cam())
+    assert len(tracer.calls) == 4
+    # a damaged cache file is rendered again, never trusted
+    for f in tmp_path.glob("*.npz"):
+        f.write_bytes(b"not a zip")
+    fresh = ReferenceStore(tracer, spp=32, cache_dir=tmp_path).get(Cam())
+    assert not fresh.cached and torch.equal(fresh.image, first.image)
+
+
+def test_schedule_is_every_nth_frame_one_based():
+    assert [f for f in range(30) if should_evaluate(f, 10)] == [9, 19, 29]
+    assert all(should_evaluate(f, 1) for f in range(5))
+    assert not any(should_evaluate(f, 0) for f in range(5))
+
+
+def test_input_is_the_pair_average():
+    tracer = FakeTracer(size=32)
+    ref = tracer.truth
+    a = tracer.render_reference(None, 8, first_seed=1)
+    b = tracer.render_reference(None, 8, first_seed=2)
+    pair = types.SimpleNamespace(noisy_a=a, noisy_b=b)
+    s = score_frame(pair, ref, 1.0, denoised=ref, oidn=None)
+    assert s.input == pytest.approx(psnr_hdr(0.5 * (a + b), ref)) and s.input_a == pytest.approx(psnr_hdr(a, ref))
+    assert s.input > s.input_a + 2.0  # twice the samples: ~3 dB better
+    assert s.denoised == math.inf and s.oidn is None
+
+
+def test_live_loop_measures_only_scheduled_frames(tmp_path):
+    from n2n_live.config import LiveConfig
+    from n2n_live.live import LiveLoop
+
+    cfg = LiveConfig(scene="cornell-box", width=16, height=16, crop=16, spp=2, iters_per_frame=1, sync=True,
+                     device="cpu", reference_spp=8, eval_every=2, reference_cache=str(tmp_path))
+    with LiveLoop(cfg) as loop:
+        results = [loop.step() for _ in range(4)] + [loop.step(evaluate=True)]
+    measured = [r.frame for r in results if r.psnr_input is not None]
+    assert measured == [1, 3, 4]
+    for r in results:
+        assert (r.reference is not None) == (r.frame in measured)
+        if r.frame in measured:
+            assert math.isfinite(r.reference_floor) and r.psnr_input > r.psnr_input_a
+    assert len(list(tmp_path.glob("*.npz"))) == 3
