@@ -49,9 +49,11 @@ def parse_variant(text: str) -> tuple[str, bool]:
 
 
 def eval_frames(frames: int, last_n: int = LAST_N) -> list[int]:
-    """0-based frames that get a reference: 10, 40, 80 (1-based, when inside the run) and the last `last_n`."""
-    picks = {f - 1 for f in (10, 40, 80) if f <= frames} | set(range(max(0, frames - last_n), frames))
-    return sorted(picks)
+    """0-based frames that get a reference: 10, 40, 80 (1-based, when inside the run) and, of the last `last_n`,
+    every 4th counted back from the last plus the one before the last (80: frames 72, 76, 79, 80). Converged
+    references are the expensive part of a benchmark; two in a row give the reference's own flicker floor."""
+    last = set(range(frames - 1, max(-1, frames - 1 - last_n), -4)) | ({frames - 2} if frames >= 2 else set())
+    return sorted({f - 1 for f in (10, 40, 80) if f <= frames} | last)
 
 
 class ReplayTracer:
