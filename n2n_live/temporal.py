@@ -161,11 +161,14 @@ class TemporalAccumulator:
     """Per-stream histories of the noisy pair (see the module docstring). `update(pair, camera)` once per frame.
 
     max_history: the clamp on n (history weight at most 1 - 1/max_history: old samples fade, so lighting
-    changes and reprojection blur do not linger). reset_below: if fewer pixels than this fraction keep their
+    changes and reprojection blur do not linger). 4 by default: on the interior scene (64x64, 40 frames, kernel
+    model) the denoised PSNR over the last frames was 29.5 dB with 8, 30.5 with 4, 30.8 with 2 (no temporal reuse:
+    29.9), while flicker rose from 0.008 to 0.011 to 0.015 (OIDN 0.021): every bilinear reprojection blurs the
+    history a little and glossy shading lags, so long histories cost more than their extra samples bring. reset_below: if fewer pixels than this fraction keep their
     history, the camera jumped: everything starts afresh.
     """
 
-    def __init__(self, max_history: int = 8, plane_tol: float = 0.02, normal_cos: float = 0.9,
+    def __init__(self, max_history: int = 4, plane_tol: float = 0.02, normal_cos: float = 0.9,
                  reset_below: float = 0.25):
         if max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")

@@ -115,7 +115,7 @@ class _Pair:
 def test_histories_accumulate_each_stream_alone_and_stay_uncorrelated():
     rng = np.random.default_rng(0)
     clean = torch.full((H, W, 3), 2.0)
-    acc = TemporalAccumulator(max_history=8)
+    acc = TemporalAccumulator(max_history=8)  # long enough to see the clamp
     for f in range(10):
         cam = cam_at(-f * 0.5 * footprint(cam_at()))  # half a pixel per frame: resampling every frame
         g = wall(cam)
