@@ -100,13 +100,15 @@ class LiveConfig:
     load: str | None = None
     """A checkpoint (checkpoint.py) to start from instead of a freshly initialised network."""
 
-    model: str = "paper"
-    """The denoiser (n2n_live.models): 'paper' = the Table 2 U-Net with direct colour output (the paper's model);
-    'kernel' = the same trunk predicting per-pixel kernels applied a-trous to the linear noisy colour."""
+    model: str = "kernel"
+    """The denoiser (n2n_live.models): 'kernel' = a small U-Net predicting per-pixel kernels applied a-trous to the
+    linear noisy colour (the default: it won n2n-compare, docs/benchmarks.md); 'paper' = the Table 2 U-Net with
+    direct colour output, the paper's model (use it to reproduce the paper)."""
 
-    temporal: bool = False
+    temporal: bool = True
     """Accumulate each noisy stream over frames in its own reprojected history (n2n_live.temporal) and train and
-    denoise on the histories; the network gets the history length as a 10th input channel."""
+    denoise on the histories; the network gets the history length as a 10th input channel. On by default (with the
+    kernel model it won n2n-compare and flickers less than OIDN); off for the paper's setting."""
 
     def validate(self) -> "LiveConfig":
         """Check the values a user can get wrong; a mistake is a UserError naming the field."""
