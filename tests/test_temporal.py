@@ -180,3 +180,13 @@ def test_model_and_temporal_flags_reach_the_config(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--headless", "--model", "resnet"])
     assert e.value.code == 2 and "--model" in capsys.readouterr().err
+
+
+def test_a_surface_just_in_front_of_another_is_rejected():
+    # the Cornell box's light hangs 1 cm below the ceiling (same normal): its bright history must not leak
+    cam = cam_at()
+    g = wall(cam, 10.0)
+    prev_pos = g.position.clone()
+    prev_pos[:, 8:14] = wall(cam, 9.97).position[:, 8:14]  # 3 cm in front, 10 m away
+    _, valid = reproject(pattern(), Geometry(cam, prev_pos, g.normal), g)
+    assert not valid[:, 9:13].any() and valid[:, :7].all()
