@@ -1,6 +1,7 @@
 """Network checkpoints shared by the live app, the batch trainer, the experiments and the denoise command.
 
-A checkpoint is a torch file holding the U-Net's shape (n_in, m_out), its weights, what it was trained for
+A checkpoint is a torch file holding the network's architecture (`model`: models.spec, e.g. the paper's U-Net or
+the kernel-predicting net; files without it are the paper's U-Net) and shape (n_in, m_out), its weights, what it was trained for
 (`kind`: "mc" for Monte Carlo frames, or an experiment's corruption name) and optional training state
 (optimiser, step) so that runs resume. Written atomically.
 """
@@ -12,7 +13,7 @@ import torch
 
 from .errors import UserError
 from .io_utils import atomic_path
-from .network import UNet
+from . import models
 
 FORMAT = "n2n-live-checkpoint/1"
 
@@ -23,7 +24,7 @@ def nonfinite_tensors(tensors: dict) -> list[str]:
             if torch.is_tensor(v) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
 
 
-def save_checkpoint(path, net: UNet, kind: str = "mc", train_state: dict | None = None, meta: dict | None = None) -> None:
+def save_checkpoint(path, net, kind: str = "mc", train_state: dict | None = None, meta: dict | None = None) -> None:
     """Write atomically. Weights that are not finite are never saved (a diverged run must not poison the next one
     that loads them): a UserError, and any earlier checkpoint at `path` stays as it was."""
     bad = nonfinite_tensors(net.state_dict())
@@ -34,6 +35,7 @@ def save_checkpoint(path, net: UNet, kind: str = "mc", train_state: dict | None 
         "format": FORMAT,
         "n_in": net.n_in,
         "m_out": net.m_out,
+        "model": models.spec(net),
         "kind": kind,
         "net": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "train_state": train_state,
@@ -60,9 +62,17 @@ def read_checkpoint(path) -> dict:
     return state
 
 
-def load_checkpoint(path, device="cpu") -> tuple[UNet, dict]:
-    """(network on `device` in eval mode, the whole checkpoint dict)."""
+def model_spec(state: dict) -> dict:
+    """The architecture recorded in a checkpoint dict (older files: the paper's U-Net of their shape)."""
+    return state.get("model") or {"name": "paper", "n_in": state["n_in"], "options": {"m_out": state["m_out"]}}
+
+
+def load_checkpoint(path, device="cpu"):
+    """(network on `device` in eval mode, the whole checkpoint dict). The architecture comes from the file."""
     state = read_checkpoint(path)
-    net = UNet(state["n_in"], state["m_out"])
-    net.load_state_dict(state["net"])
+    try:
+        net = models.from_spec(model_spec(state))
+        net.load_state_dict(state["net"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: weights do not fit the recorded network ({str(e).splitlines()[0]})") from None
     return net.to(device).eval(), state

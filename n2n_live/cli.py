@@ -20,7 +20,7 @@ import importlib
 import sys
 
 from .checkpoint import read_checkpoint
-from .config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
+from .config import COMPARE_CHOICES, DEVICE_CHOICES, MODEL_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
 from .errors import UserError, exit_on_user_error
 from .validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
                        parse_size, real, resolve_device)
@@ -70,8 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=nonempty, help="headless output folder (default out/headless)")
     p.add_argument("--sync", action="store_true", default=None, help="render, train, denoise in one thread "
                    "(deterministic)")
-    p.add_argument("--variant", type=nonempty, help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
+    p.add_argument("--variant", type=nonempty, help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else "
+                   "scalar_rgb)")
     p.add_argument("--load", type=nonempty, help="start from this checkpoint")
+    p.add_argument("--model", choices=MODEL_CHOICES, help="denoiser: paper (Table 2 U-Net, colour output) or "
+                   "kernel (predicts per-pixel kernels applied to the noisy colour)")
+    p.add_argument("--temporal", choices=("on", "off"), help="accumulate each noisy stream over frames "
+                   "(reprojected per-stream histories)")
     p.add_argument("--snapshots", type=integer(0, 1000), help="headless: frames saved as PNGs (default 4)")
     p.add_argument("--no-progress", action="store_true", help="headless: no progress bar")
     add_viewer_arguments(p)
@@ -89,7 +94,8 @@ def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 FLAG_FIELDS = ("scene", "frames", "spp", "iters_per_frame", "crop", "lr", "device", "seed", "reference_spp",
-               "eval_every", "reference_cache", "clean_target_spp", "exposure", "out", "sync", "variant", "load", "snapshots")
+               "eval_every", "reference_cache", "clean_target_spp", "exposure", "out", "sync", "variant", "load", "snapshots",
+               "model")
 
 
 def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:
@@ -106,6 +112,8 @@ def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:
         changes["width"], changes["height"] = parse_size(args.size)
     if args.compare is not None:
         changes["compare"] = parse_compare(args.compare)
+    if getattr(args, "temporal", None) is not None:
+        changes["temporal"] = args.temporal == "on"
     cfg = dataclasses.replace(cfg, **changes)
     if headless:
         cfg.pace = True  # every frame gets iters_per_frame steps, as in the paper's fly-through

@@ -15,6 +15,7 @@ from .errors import UserError
 from .validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device  # noqa: F401 (re-export)
 
 COMPARE_CHOICES = ("clean", "oidn")
+MODEL_CHOICES = ("paper", "kernel")  # n2n_live.models
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -100,6 +101,16 @@ class LiveConfig:
     load: str | None = None
     """A checkpoint (checkpoint.py) to start from instead of a freshly initialised network."""
 
+    model: str = "kernel"
+    """The denoiser (n2n_live.models): 'kernel' = a small U-Net predicting per-pixel kernels applied a-trous to the
+    linear noisy colour (the default: it won n2n-compare, docs/benchmarks.md); 'paper' = the Table 2 U-Net with
+    direct colour output, the paper's model (use it to reproduce the paper)."""
+
+    temporal: bool = True
+    """Accumulate each noisy stream over frames in its own reprojected history (n2n_live.temporal) and train and
+    denoise on the histories; the network gets the history length as a 10th input channel. On by default (with the
+    kernel model it won n2n-compare and flickers less than OIDN); off for the paper's setting."""
+
     def validate(self) -> "LiveConfig":
         """Check the values a user can get wrong (validate.py: finite, in range, fits in memory); a mistake is a
         UserError naming the option."""
@@ -120,6 +131,8 @@ class LiveConfig:
         if not self.scene or not str(self.scene).strip():
             raise UserError("--scene: an empty scene name")
         check_live(self.width, self.height, self.spp, self.crop, f"--size {self.width}x{self.height} --spp {self.spp}")
+        if self.model not in MODEL_CHOICES:
+            raise UserError(f"--model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}")
         if self.device not in DEVICE_CHOICES:
             raise UserError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
         self.compare = tuple(self.compare)

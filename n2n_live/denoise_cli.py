@@ -4,11 +4,11 @@
     n2n-denoise --checkpoint CKPT --input data/view_a_0008spp.hdr.exr --out clean.exr   # .alb/.nrm.exr beside
     n2n-denoise --checkpoint gaussian.pt --input photo.png --out photo_denoised.png
 
-Any checkpoint works: live-saved or batch-trained Monte Carlo networks (kind "mc"; EXR input, linear HDR
-output; 9 input channels need the albedo and normal, given as files, as `albedo`/`normal` layers of the input
-EXR, or beside an input named X.hdr.exr as X.alb.exr and X.nrm.exr, n2n-export's naming), and the
-synthetic-noise models of the experiments (other kinds; 3 or 1 input channels, images in [0, 1] shifted to
-[-0.5, 0.5], PNG/JPG/EXR input). Monte Carlo networks go through the live Denoiser's inference seam
+Any checkpoint works: live-saved or batch-trained Monte Carlo networks (kind "mc", any model of n2n_live.models:
+the checkpoint records which; EXR input, linear HDR output; 9 or 10 input channels need the albedo and normal,
+given as files, as `albedo`/`normal` layers of the input EXR, or beside an input named X.hdr.exr as X.alb.exr and
+X.nrm.exr, n2n-export's naming), and the synthetic-noise models of the experiments (other kinds; 3 or 1 input channels, images in [0, 1]
+shifted to [-0.5, 0.5], PNG/JPG/EXR input). Monte Carlo networks go through the live Denoiser's inference seam
 (`denoiser.mc_output`), so a file gives what the live app shows for the same input. Large images are denoised in overlapping tiles blended with linear
 ramps, so memory stays bounded. The output format follows the extension (.exr linear, .png/.jpg 8-bit; an MC
 result is tonemapped with T for 8-bit output) and is written atomically.
@@ -93,10 +93,11 @@ def _repaired(args, image: np.ndarray, source) -> np.ndarray:
     return image
 
 
-def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
-    """(NCHW network input, the colour image) for a Monte Carlo network."""
+def _mc_input(args, n_in: int, net=None) -> tuple[torch.Tensor, np.ndarray]:
+    """(NCHW network input, the colour image) for a Monte Carlo network (features.network_input: a kernel net also
+    takes the linear colour, a temporal one the history feature of a single frame)."""
     from .exr import read_exr, read_rgb
-    from .features import assemble
+    from .features import assemble, network_input
 
     if args.input.suffix.lower() != ".exr":
         raise UserError(f"{args.input}: a Monte Carlo network needs linear HDR input (.exr)")
@@ -130,7 +131,7 @@ def _mc_input(args, n_in: int) -> tuple[torch.Tensor, np.ndarray]:
             raise UserError(f"{src}: {what} is {img.shape[1]}x{img.shape[0]}, the input is {w}x{h}")
         img = _repaired(args, img, src if src != args.input else f"{src} ({what})")
         feats.append(torch.from_numpy(np.ascontiguousarray(img)))
-    return assemble(torch.from_numpy(colour), feats[0], feats[1]), colour
+    return network_input(net, torch.from_numpy(colour), feats[0], feats[1]), colour
 
 
 def denoise_file(args) -> tuple[np.ndarray, bool]:
@@ -142,9 +143,9 @@ def denoise_file(args) -> tuple[np.ndarray, bool]:
     net, state = load_checkpoint(args.checkpoint, device)
     kind, n_in = state.get("kind", "mc"), net.n_in
     if kind == "mc":
-        if n_in not in (3, 9):
+        if n_in not in (3, 9, 10):
             raise UserError(f"{args.checkpoint}: a Monte Carlo network with {n_in} input channels is not supported")
-        x, _ = _mc_input(args, n_in)
+        x, _ = _mc_input(args, n_in, net)
         y = mc_output(net, x.to(device), args.tile, args.overlap, amp=args.amp)
         return y[0].permute(1, 2, 0).cpu().numpy(), True
     if n_in not in (1, 3):

@@ -1,4 +1,7 @@
-"""Inference with the latest published weights: features -> pad -> U-Net -> unpad, both noisy images averaged.
+"""Inference with the latest published weights: features -> pad -> network -> unpad, both noisy images averaged.
+
+Any model of n2n_live.models works: `features.network_input` builds what the network takes (features, the history
+feature of a temporal pair, the linear colour a kernel-predicting net filters).
 
 The denoiser owns its own copy of the network, so the trainer thread can update its weights in place while the
 display thread denoises; `update(version, state)` copies a published snapshot in when its version is new.
@@ -29,9 +32,15 @@ class Denoiser:
 
     `net_or_factory` is a module (used as this denoiser's own network: do not share it with a trainer) or a
     callable returning one (e.g. `UNet`). Outputs are HWC linear radiance, clamped at 0.
+    `average` in [0, 1): each `update` blends the new snapshot into the weights used for display,
+    w = average * w + (1 - average) * new (an exponential moving average over published snapshots, which smooths
+    the step-to-step jitter of online SGD); 0 = use each snapshot as is.
     """
 
-    def __init__(self, net_or_factory=UNet, device="cpu", exposure: float = 1.0):
+    def __init__(self, net_or_factory=UNet, device="cpu", exposure: float = 1.0, average: float = 0.0):
+        if not 0.0 <= average < 1.0:
+            raise ValueError(f"average must be in [0, 1), got {average}")
+        self.average = float(average)
         net = net_or_factory if isinstance(net_or_factory, nn.Module) else net_or_factory()
         self.device = torch.device(device)
         self.net = net.to(self.device, memory_format=torch.channels_last).eval()
@@ -39,35 +48,45 @@ class Denoiser:
         self.version = -1
 
     @classmethod
-    def copy_of(cls, net: nn.Module, device="cpu", exposure: float = 1.0) -> "Denoiser":
+    def copy_of(cls, net: nn.Module, device="cpu", exposure: float = 1.0, average: float = 0.0) -> "Denoiser":
         """A denoiser with a private copy of `net` (same weights)."""
-        return cls(copy.deepcopy(net), device, exposure)
+        return cls(copy.deepcopy(net), device, exposure, average)
 
     def update(self, version: int, state: dict) -> bool:
         """Load a published snapshot unless `version` is already loaded; True when the weights changed."""
         if version == self.version:
             return False
-        self.net.load_state_dict(state)
+        if self.average > 0.0 and self.version >= 0:
+            with torch.no_grad():
+                for k, v in self.net.state_dict().items():
+                    if v.is_floating_point():
+                        v.lerp_(state[k].to(v.device), 1.0 - self.average)
+                    else:
+                        v.copy_(state[k])
+        else:
+            self.net.load_state_dict(state)
         self.version = version
         return True
 
-    def _run(self, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
+    def _run(self, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, history=None) -> torch.Tensor:
         """NHWC/HWC in -> NCHW linear out (the inference seam)."""
         with torch.no_grad():
             colour, albedo, normal = (torch.as_tensor(t).to(self.device, torch.float32)
                                       for t in (colour, albedo, normal))
-            x = features.assemble(colour, albedo, normal, exposure=self.exposure)
+            if history is not None:
+                history = torch.as_tensor(history).to(self.device, torch.float32)
+            x = features.network_input(self.net, colour, albedo, normal, self.exposure, history)
             return mc_output(self.net, x.contiguous(memory_format=torch.channels_last))
 
-    def denoise(self, colour, albedo, normal) -> torch.Tensor:
-        """One noisy HWC image (+ its albedo and normal) -> denoised HWC linear radiance."""
+    def denoise(self, colour, albedo, normal, history=None) -> torch.Tensor:
+        """One noisy HWC image (+ its albedo and normal, + frames accumulated per pixel) -> denoised HWC linear."""
         with torch.no_grad():
-            return self._run(colour, albedo, normal)[0].permute(1, 2, 0).contiguous()
+            return self._run(colour, albedo, normal, history)[0].permute(1, 2, 0).contiguous()
 
     def denoise_pair(self, pair) -> torch.Tensor:
         """Both noisy images of a FramePair in one batch of two, denoised and averaged (HWC)."""
         with torch.no_grad():
             colour = torch.stack([torch.as_tensor(pair.noisy_a), torch.as_tensor(pair.noisy_b)])
             aux = [torch.as_tensor(t).unsqueeze(0).expand(2, *t.shape) for t in (pair.albedo, pair.normal)]
-            out = self._run(colour, *aux)
+            out = self._run(colour, *aux, history=getattr(pair, "history", None))
             return out.mean(dim=0).permute(1, 2, 0).contiguous()

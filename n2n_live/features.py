@@ -36,3 +36,29 @@ def assemble(colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, e
 def target(colour: torch.Tensor) -> torch.Tensor:
     """Linear HDR training target (HWC/NHWC -> NCHW), NaN/Inf replaced so that one firefly cannot poison a step."""
     return to_nchw(sanitize(colour)).clamp(min=0.0)
+
+
+def history_feature(history: torch.Tensor) -> torch.Tensor:
+    """Frames accumulated per pixel (HW1/NHW1 or HW/NHW, >= 1) -> (N, 1, H, W) in (-0.5, 0.5]: 1/sqrt(n) - 0.5, the
+    relative noise level of the accumulated colour (1 frame: 0.5; many frames: towards -0.5)."""
+    h = torch.as_tensor(history, dtype=torch.float32)
+    if h.dim() == 2 or (h.dim() == 3 and h.shape[-1] != 1):
+        h = h.unsqueeze(-1)
+    return to_nchw(h).clamp(min=1.0).rsqrt() - 0.5
+
+
+def network_input(net, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, exposure: float = 1.0,
+                  history: torch.Tensor | None = None) -> torch.Tensor:
+    """The whole NCHW input `net` takes: the 9 features (+ the history feature when `net.n_in` is 10) (+ the
+    linear colour when the network filters it, models.linear_channels). Without a history (a single image, e.g.
+    n2n-denoise) the history feature is that of one frame."""
+    x = assemble(colour, albedo, normal, exposure)
+    parts = [x]
+    if getattr(net, "n_in", N_FEATURES) == N_FEATURES + 1:
+        if history is None:
+            history = torch.ones(x.shape[0], x.shape[2], x.shape[3], device=x.device)
+        hist = history_feature(history.to(x.device))
+        parts.append(hist.expand(x.shape[0], 1, *x.shape[2:]))
+    if getattr(net, "linear_channels", 0):
+        parts.append(target(colour))
+    return torch.cat(parts, dim=1) if len(parts) > 1 else x

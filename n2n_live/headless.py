@@ -35,6 +35,7 @@ BASE_COLUMNS = ["frame", "render_ms", "train_ms", "infer_ms", "loss", "psnr_inpu
 COMPARE_COLUMNS = {"clean": "psnr_clean_target", "oidn": "psnr_oidn"}
 EXTRA_COLUMNS = ["psnr_input_a", "reference_floor", "reference_ms", "clean_target_ms", "oidn_ms", "train_steps",
                  "skipped", "sanitized_frames", "version"]
+FLICKER_COLUMNS = ["flicker_input", "flicker_denoised", "flicker_oidn", "flicker_reference", "psnr_history"]
 LAST_N = 10
 RECENT_ROWS = 100  # rows kept in memory for the summary's means over the last LAST_N frames
 STRIP_MIN_PANEL = 192  # px: small frames are enlarged (nearest neighbour, whole factors) so that labels fit
@@ -43,7 +44,11 @@ DEFAULT_OUT = Path("out") / "headless"
 
 
 def columns_for(cfg: LiveConfig) -> list[str]:
-    return BASE_COLUMNS + [COMPARE_COLUMNS[c] for c in ("clean", "oidn") if c in cfg.compare] + EXTRA_COLUMNS
+    flicker = ["flicker_input", "flicker_denoised"] + (["flicker_oidn"] if "oidn" in cfg.compare else []) + (
+        ["flicker_reference"] if cfg.reference_spp > 0 else []) + (
+        ["psnr_history"] if cfg.temporal and cfg.reference_spp > 0 else [])
+    return (BASE_COLUMNS + [COMPARE_COLUMNS[c] for c in ("clean", "oidn") if c in cfg.compare] + EXTRA_COLUMNS
+            + flicker)
 
 
 def to_png_array(img: torch.Tensor, exposure: float = 1.0) -> np.ndarray:
@@ -131,7 +136,8 @@ def snapshot_frames(frames: int, count: int) -> set[int]:
 
 
 def _row(r: FrameResult) -> dict:
-    return {k: getattr(r, k) for k in set(BASE_COLUMNS + EXTRA_COLUMNS + list(COMPARE_COLUMNS.values()))}
+    return {k: getattr(r, k) for k in set(BASE_COLUMNS + EXTRA_COLUMNS + list(COMPARE_COLUMNS.values())
+                                          + FLICKER_COLUMNS)}
 
 
 def summarise(rows, frames: int | None = None) -> dict:
@@ -142,7 +148,7 @@ def summarise(rows, frames: int | None = None) -> dict:
     s = {"frames": len(rows) if frames is None else frames, "last_n": len(last),
          "evaluated_frames": [row["frame"] for row in last if _finite(row.get("psnr_input"))]}
     for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_clean_target", "reference_floor",
-              "render_ms", "train_ms", "infer_ms", "reference_ms", "clean_target_ms", "oidn_ms", "loss"):
+              "render_ms", "train_ms", "infer_ms", "reference_ms", "clean_target_ms", "oidn_ms", "loss", *FLICKER_COLUMNS):
         s[k] = mean_last([row.get(k) for row in last], LAST_N)
     return s
 

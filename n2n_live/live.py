@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import oidn
-from .config import LiveConfig
+from . import models, oidn
+from .config import MODEL_CHOICES, LiveConfig
 from .denoiser import Denoiser
 from .errors import UserError
 from .evaluation import ReferenceStore, default_cache_dir, score_frame, should_evaluate
-from .network import UNet
+from .stability import FlickerMeter
+from .temporal import TemporalAccumulator
 from .timing import sync as _sync
 from .trainer import OnlineTrainer
 from .validate import resolve_device
@@ -52,6 +53,11 @@ class FrameResult:
     version: int = -1  # weights version used for `denoised`
     skipped: int = 0  # non-finite training steps skipped so far
     sanitized_frames: int = 0  # frames whose NaN/Inf samples were replaced
+    flicker_input: float | None = None  # stability.py: RMS of T(X_t) - T(reprojected X_t-1), tonemapped
+    flicker_denoised: float | None = None
+    flicker_oidn: float | None = None
+    flicker_reference: float | None = None  # the floor reprojection leaves (needs references on both frames)
+    psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
     extra: dict = field(default_factory=dict)
 
 
@@ -74,20 +80,47 @@ class LiveLoop:
         self.references = self._reference_store()
 
         torch.manual_seed(cfg.seed)
-        net = UNet()
-        self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
-        self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
+        self.flicker = FlickerMeter(cfg.exposure)
+        self._build_networks()
         if cfg.load:
             self.trainer.load(cfg.load)
-        self.clean_trainer = self.clean_denoiser = None
-        if "clean" in cfg.compare:
-            clean_net = UNet()
-            clean_net.load_state_dict(net.state_dict())  # the same start as the Noise2Noise network
-            self.clean_denoiser = Denoiser.copy_of(clean_net, self.device, cfg.exposure)
-            self.clean_trainer = OnlineTrainer(clean_net, cfg, self.device, target="clean", name="clean-trainer")
         self.frame = 0  # frames rendered so far; drives the renderer's seeds (never reused)
         self._path_start = 0  # frame at which the current scene's fly-through began
         if not cfg.sync:
+            for t in self.trainers:
+                t.start()
+
+    def _build_networks(self) -> None:
+        """Fresh networks, trainers and denoisers of cfg.model (+ the temporal accumulator when cfg.temporal)."""
+        cfg = self.cfg
+        # the history length is a 10th input channel when the pair is accumulated over frames
+        net = models.build(cfg.model, n_in=10 if cfg.temporal else 9)
+        self.temporal = TemporalAccumulator() if cfg.temporal else None
+        self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
+        self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
+        self.clean_trainer = self.clean_denoiser = None
+        if "clean" in cfg.compare:
+            clean_net = models.rebuild(net)
+            clean_net.load_state_dict(net.state_dict())  # the same start as the Noise2Noise network
+            self.clean_denoiser = Denoiser.copy_of(clean_net, self.device, cfg.exposure)
+            self.clean_trainer = OnlineTrainer(clean_net, cfg, self.device, target="clean", name="clean-trainer")
+
+    def set_denoiser(self, model: str, temporal: bool) -> None:
+        """Switch the model and/or temporal reuse: fresh networks (their inputs differ), trained from the next frame.
+        Raises UserError for an unknown model or when the trainer does not stop in time (nothing changed then)."""
+        if model not in MODEL_CHOICES:
+            raise UserError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {model!r}")
+        if (model, bool(temporal)) == (self.cfg.model, self.cfg.temporal):
+            return
+        running, paused = self.trainer.running, self.trainer.paused
+        if not self.close(timeout=2.0):
+            raise UserError("the trainer did not stop in time: try again")
+        self.cfg.model, self.cfg.temporal = model, bool(temporal)
+        self._build_networks()
+        self.flicker.reset()
+        if paused:
+            self.trainer.pause()
+        if running:
             for t in self.trainers:
                 t.start()
 
@@ -120,9 +153,12 @@ class LiveLoop:
         cfg = self.cfg
         cam = self.camera_at() if camera is None else camera
         # render the noisy pair (+ albedo, normal); the clean-target network's per-frame target
-        pair = self.tracer.render_pair(cam, self.frame)
+        raw = pair = self.tracer.render_pair(cam, self.frame)
         if pair_filter is not None:
             pair = pair_filter(pair)
+        if self.temporal is not None:
+            # per-stream histories (A only from A's samples, B only from B's): train and denoise on them
+            pair = self.temporal.update(pair, cam)
         target, clean_target_ms = None, 0.0
         if self.clean_trainer is not None:
             t0 = time.perf_counter()
@@ -161,13 +197,13 @@ class LiveLoop:
         oidn_img, oidn_ms = None, 0.0
         if "oidn" in cfg.compare:
             t0 = time.perf_counter()
-            avg = 0.5 * (pair.noisy_a.float() + pair.noisy_b.float())
+            avg = 0.5 * (raw.noisy_a.float() + raw.noisy_b.float())  # OIDN sees this frame's samples only
             oidn_img = oidn.denoise(avg, pair.albedo, pair.normal)
             oidn_ms = (time.perf_counter() - t0) * 1000.0
 
         stats = self.trainer.stats
         r = FrameResult(
-            frame=self.frame, camera=cam, pair=pair, denoised=denoised, oidn=oidn_img, clean=clean,
+            frame=self.frame, camera=cam, pair=raw, denoised=denoised, oidn=oidn_img, clean=clean,
             render_ms=float(getattr(pair, "render_ms", float("nan"))), train_ms=stats["train_ms"],
             infer_ms=infer_ms, loss=stats["frame_loss"], train_steps=stats["steps"], oidn_ms=oidn_ms,
             clean_ms=clean_ms, clean_target_ms=clean_target_ms, version=version, skipped=stats["skipped"],
@@ -175,10 +211,18 @@ class LiveLoop:
         if self.references is not None and (self.evaluates() if evaluate is None else evaluate):
             # PSNR on tonemapped values against this camera's converged reference (evaluation.py)
             ref = self.references.get(cam)
-            s = score_frame(pair, ref.image, cfg.exposure, denoised=denoised, clean=clean, oidn=oidn_img)
+            s = score_frame(raw, ref.image, cfg.exposure, denoised=denoised, clean=clean, oidn=oidn_img)
+            if self.temporal is not None:
+                r.psnr_history = score_frame(pair, ref.image, cfg.exposure).input
             r.reference, r.reference_ms, r.reference_floor = ref.image, ref.ms, ref.noise_floor
             r.psnr_input, r.psnr_input_a, r.psnr_denoised = s.input, s.input_a, s.denoised
             r.psnr_clean_target, r.psnr_oidn = s.clean, s.oidn
+        # temporal stability of each image against its own previous frame, reprojected (stability.py)
+        fl = self.flicker.update(cam, getattr(raw, "position", None), raw.normal, {
+            "input": 0.5 * (raw.noisy_a + raw.noisy_b), "denoised": denoised, "oidn": oidn_img,
+            "reference": r.reference})
+        r.flicker_input, r.flicker_denoised = fl.get("input"), fl.get("denoised")
+        r.flicker_oidn, r.flicker_reference = fl.get("oidn"), fl.get("reference")
         self.frame += 1
         return r
 
@@ -193,6 +237,9 @@ class LiveLoop:
         self.cfg.scene = spec
         self.references = self._reference_store()
         self._path_start = self.frame
+        if self.temporal is not None:
+            self.temporal.reset()  # another scene: nothing to reuse
+        self.flicker.reset()
 
     def resize(self, width: int, height: int) -> None:
         """New frame size; the network pads any size, crops are clamped to the frame."""

@@ -18,6 +18,13 @@ CURVES = (  # column, label, colour
     ("psnr_denoised", "noisy targets (Noise2Noise)", "tab:red"),
     ("psnr_clean_target", "clean targets", "tab:blue"),
     ("psnr_oidn", "OIDN", "tab:green"),
+    ("psnr_history", "temporal histories (pair average)", "tab:olive"),
+)
+FLICKER = (  # stability.py: RMS of T(X_t) - T(reprojected X_t-1); lower is steadier
+    ("flicker_input", "input", "tab:gray"),
+    ("flicker_denoised", "Noise2Noise", "tab:red"),
+    ("flicker_oidn", "OIDN", "tab:green"),
+    ("flicker_reference", "reference (floor)", "black"),
 )
 
 
@@ -34,7 +41,11 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     """Read metrics.csv and write the PSNR plot (and the loss) atomically."""
     m = read_metrics(csv_path)
     frames = [f + 1 for f in m.get("frame", [])]  # frames rendered so far: evaluation happens at 10, 20, ...
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    flicker = [(c, label, colour) for c, label, colour in FLICKER if c in m and _has(m[c])]
+    rows = 3 if flicker else 2
+    fig, axes = plt.subplots(rows, 1, figsize=(8, 6 + 2 * (rows - 2)), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1, 1.3][:rows]})
+    ax, ax2 = axes[0], axes[1]
     drew = False
     for col, label, colour in CURVES:
         if col in m and _has(m[col]):
@@ -57,8 +68,16 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     if "loss" in m and _has(m["loss"]):
         ax2.semilogy(frames, m["loss"], color="tab:red", linewidth=1.0)
     ax2.set_ylabel("L_HDR")
-    ax2.set_xlabel("frames rendered")
     ax2.grid(True, alpha=0.3)
+    if flicker:  # every frame, no reference needed (the reference's own only where two in a row exist)
+        ax3 = axes[2]
+        for col, label, colour in flicker:
+            xs, ys = _finite(frames, m[col])
+            ax3.plot(xs, ys, label=label, color=colour, linewidth=1.0)
+        ax3.set_ylabel("flicker (RMS, T)")
+        ax3.grid(True, alpha=0.3)
+        ax3.legend(loc="upper right", fontsize="small", ncol=len(flicker))
+    axes[-1].set_xlabel("frames rendered")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:
         fig.savefig(tmp, dpi=100)

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 
 import torch
 
-from . import features
-from .checkpoint import read_checkpoint, save_checkpoint
+from . import features, models
+from .checkpoint import model_spec, read_checkpoint, save_checkpoint
 from .errors import UserError
 from .losses import l_hdr
-from .network import UNet
 from .train_step import TrainStep
 
 BETAS = (0.9, 0.99)
@@ -50,6 +49,7 @@ class _Sample:
     normal: torch.Tensor
     reference: torch.Tensor | None
     ready: object = None  # CUDA event recorded after the copies (None on CPU)
+    history: torch.Tensor | None = None  # frames accumulated per pixel (temporal.py), None for a plain pair
 
 
 def _copy(t, device: torch.device) -> torch.Tensor:
@@ -64,7 +64,7 @@ class OnlineTrainer:
     attributes). `target` is "noisy" (Noise2Noise) or "clean" (reference targets; `submit(pair, reference)`).
     """
 
-    def __init__(self, net: UNet, cfg, device="cpu", target: str = "noisy", name: str = "trainer"):
+    def __init__(self, net, cfg, device="cpu", target: str = "noisy", name: str = "trainer"):
         if target not in ("noisy", "clean"):
             raise ValueError(f"target must be 'noisy' or 'clean', got {target!r}")
         self.device = torch.device(device)
@@ -128,12 +128,14 @@ class OnlineTrainer:
         with torch.no_grad():
             tensors = [_copy(t, self.device) for t in (pair.noisy_a, pair.noisy_b, pair.albedo, pair.normal)]
             ref = _copy(reference, self.device) if reference is not None else None
+            history = getattr(pair, "history", None)
+            history = _copy(history, self.device) if history is not None else None
         ready = None
         if self.device.type == "cuda":
             # The copies run on the caller's stream; the trainer's stream waits for this event before reading.
             ready = torch.cuda.Event()
             ready.record()
-        return _Sample(int(getattr(pair, "frame", -1)), *tensors, ref, ready)
+        return _Sample(int(getattr(pair, "frame", -1)), *tensors, ref, ready, history)
 
     # ---------------------------------------------------------------- published weights (any thread)
     def weights(self) -> tuple[int, dict]:
@@ -221,11 +223,12 @@ class OnlineTrainer:
     def load(self, path) -> None:
         """Start from the checkpoint at `path` (applied between two steps). A bad file raises UserError here."""
         state = read_checkpoint(path)
-        if (state.get("n_in"), state.get("m_out")) != (self.net.n_in, self.net.m_out):
-            raise UserError(f"{path}: network has {state.get('n_in')} inputs/{state.get('m_out')} outputs, "
-                            f"expected {self.net.n_in}/{self.net.m_out}")
+        mine, theirs = models.spec(self.net), model_spec(state)
+        if (theirs.get("name"), theirs.get("n_in")) != (mine["name"], mine["n_in"]):
+            raise UserError(f"{path}: a '{theirs.get('name')}' network with {theirs.get('n_in')} inputs, expected "
+                            f"'{mine['name']}' with {mine['n_in']} (choose the matching --model/--temporal)")
         try:  # check the tensors fit before queueing, so that the error reaches the caller
-            UNet(self.net.n_in, self.net.m_out).load_state_dict(state["net"])
+            models.rebuild(self.net).load_state_dict(state["net"])
         except (RuntimeError, KeyError) as e:
             raise UserError(f"{path}: weights do not fit the network ({str(e).splitlines()[0]})") from None
         self._request(lambda: self._apply_load(state))
@@ -245,7 +248,7 @@ class OnlineTrainer:
             self._cond.notify_all()
 
     def _apply_reset(self) -> None:
-        fresh = UNet(self.net.n_in, self.net.m_out)
+        fresh = models.rebuild(self.net)
         self.net.load_state_dict(fresh.state_dict())
         self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
         self._rng = random.Random(self._seed)
@@ -346,8 +349,8 @@ class OnlineTrainer:
             raw = (sample.colour_a, sample.colour_b, sample.albedo, sample.normal) + (
                 (sample.reference,) if sample.reference is not None else ())
             bad = sum(int((~torch.isfinite(t)).sum()) for t in raw)  # one host sync per frame
-            a = features.assemble(sample.colour_a, sample.albedo, sample.normal, self.exposure)
-            b = features.assemble(sample.colour_b, sample.albedo, sample.normal, self.exposure)
+            a, b = (features.network_input(self.net, c, sample.albedo, sample.normal, self.exposure, sample.history)
+                    for c in (sample.colour_a, sample.colour_b))
             if self.target == "clean":
                 ta = tb = features.target(sample.reference)
             else:

@@ -34,14 +34,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from n2n_live.checkpoint import read_checkpoint, save_checkpoint
+from n2n_live import models
+from n2n_live.checkpoint import model_spec, read_checkpoint, save_checkpoint
 from n2n_live.denoiser import mc_output
 from n2n_live.errors import UserError, exit_on_user_error
-from n2n_live.features import assemble
+from n2n_live.features import network_input
 from n2n_live.io_utils import write_json
 from n2n_live.losses import l_hdr
 from n2n_live.metrics import psnr_hdr
-from n2n_live.network import UNet
 from n2n_live.train_step import LR_MC, TrainStep, rampdown_lr
 from n2n_live.validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, MAX_SIDE, TRAIN_BYTES_PER_PIXEL, ArgumentParser,
                                check_memory, check_output_dir, integer, path_arg, real, resolve_device, spp_list)
@@ -115,8 +115,8 @@ def validate(net: torch.nn.Module, views: list, ctx: Dist, amp: bool, tile: int)
         for level, reals in view.noisy.items():
             colour, albedo, normal = reals[0]  # realisation a
             zeros = np.zeros_like(colour)
-            x = assemble(*(torch.from_numpy(a) for a in (colour, albedo if albedo is not None else zeros,
-                                                           normal if normal is not None else zeros)))
+            x = network_input(net, *(torch.from_numpy(a) for a in (colour, albedo if albedo is not None else zeros,
+                                                                    normal if normal is not None else zeros)))
             y = mc_output(net, x.to(ctx.device), tile=tile, amp=amp)[0].permute(1, 2, 0).cpu()
             s = sums.setdefault(level, [0.0, 0.0, 0.0])
             s[0] += psnr_hdr(y, ref)
@@ -175,23 +175,25 @@ def load_data(args: argparse.Namespace, ctx: Dist) -> tuple[list, list, list, li
     return result
 
 
-def build_network(args: argparse.Namespace, ctx: Dist, ckpt_path: Path) -> tuple[UNet, dict | None]:
-    """(network, training state or None): resumed from RUN/checkpoint.pt, else started from --init, else fresh
-    weights drawn from --seed (so that the same seed gives the same run)."""
+def build_network(args: argparse.Namespace, ctx: Dist, ckpt_path: Path) -> tuple[torch.nn.Module, dict | None]:
+    """(network, training state or None): resumed from RUN/checkpoint.pt (its own model), else started from --init
+    (likewise), else a fresh --model drawn from --seed (so that the same seed gives the same run)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
-        net = UNet(9, 3)
+        net = models.build(args.model)
     train_state, error = None, None
     try:
         if ckpt_path.is_file():
             state = read_checkpoint(ckpt_path)
+            net = models.from_spec(model_spec(state))
             net.load_state_dict(state["net"])
             train_state = state.get("train_state") or {}
         elif args.init is not None:
             state = read_checkpoint(args.init)
-            if (state["n_in"], state["m_out"]) != (9, 3):
+            if (state["n_in"], state["m_out"]) not in ((9, 3), (10, 3)):
                 raise UserError(f"{args.init}: a {state['n_in']}-in/{state['m_out']}-out network, "
-                                f"not a 9-channel Monte Carlo denoiser")
+                                f"not a Monte Carlo denoiser")
+            net = models.from_spec(model_spec(state))
             net.load_state_dict(state["net"])
     except UserError as e:
         error = e
@@ -200,7 +202,7 @@ def build_network(args: argparse.Namespace, ctx: Dist, ckpt_path: Path) -> tuple
     return net.to(ctx.device, memory_format=torch.channels_last), train_state
 
 
-def make_step(net: UNet, args: argparse.Namespace, ctx: Dist, amp: bool, train_state: dict | None) -> TrainStep:
+def make_step(net: torch.nn.Module, args: argparse.Namespace, ctx: Dist, amp: bool, train_state: dict | None) -> TrainStep:
     """The shared TrainStep on the network (a DDP replica under torchrun), its optimiser state restored."""
     model = net
     if ctx.world > 1:
@@ -213,7 +215,7 @@ def make_step(net: UNet, args: argparse.Namespace, ctx: Dist, amp: bool, train_s
     return step_fn
 
 
-def train_loop(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainStep, train_views: list,
+def train_loop(args: argparse.Namespace, ctx: Dist, net: torch.nn.Module, step_fn: TrainStep, train_views: list,
                val_views: list, files: RunFiles, start: int) -> dict:
     """Steps start..iters: batch, step, stats, validation, checkpoint. Returns the last validation result."""
     from tqdm import tqdm
@@ -228,7 +230,7 @@ def train_loop(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainSte
         step = it + 1
         # Data: random crops from this process's views; the batch depends on (seed, rank, step) only.
         rng = np.random.default_rng([args.seed, ctx.rank, it])
-        x, y = mc_dataset.sample_batch(rng, train_views, per_rank, args.crop, args.target)
+        x, y = mc_dataset.sample_batch(rng, train_views, per_rank, args.crop, args.target, net=net)
         # One training step (DDP averages the gradients across processes in backward).
         step_fn.set_lr(rampdown_lr(it, args.iters, args.lr, args.rampdown))
         x = x.to(ctx.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -263,7 +265,7 @@ def train_loop(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainSte
     return last_val
 
 
-def finish(args: argparse.Namespace, ctx: Dist, net: UNet, step_fn: TrainStep, start: int, last_val: dict,
+def finish(args: argparse.Namespace, ctx: Dist, net: torch.nn.Module, step_fn: TrainStep, start: int, last_val: dict,
            seconds: float) -> dict:
     """done.json (rank 0) with the replicas' weight digests; replicas that diverged fail loudly."""
     digests = [weights_digest(net)]
@@ -338,6 +340,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--val-every", type=integer(1, 10**9), default=1000, metavar="K", help="validate every K steps (default 1000)")
     ap.add_argument("--ckpt-every", type=integer(1, 10**9), default=500, help="checkpoint every N steps (default 500)")
     ap.add_argument("--log-every", type=integer(1, 10**9), default=50, help="stats.jsonl record every N steps (default 50)")
+    ap.add_argument("--model", choices=models.MODEL_CHOICES, default="paper",
+                    help="network of a fresh run: paper (Table 2 U-Net) or kernel (kernel-predicting); "
+                    "--init and resumed runs use the checkpoint's")
     ap.add_argument("--init", type=path_arg, metavar="CKPT", help="start from this network (e.g. saved by n2n-live)")
     ap.add_argument("--seed", type=integer(0, 2**31 - 1), default=0)
     ap.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda")

@@ -26,7 +26,7 @@ import torch
 from n2n_live.errors import UserError
 from n2n_live.exr import read_rgb
 from n2n_live.dataset_names import parse_name
-from n2n_live.features import assemble, target
+from n2n_live.features import assemble, network_input, target
 
 
 @dataclass
@@ -179,8 +179,9 @@ def _crop(image: np.ndarray, y: int, x: int, h: int, w: int, flip_x: bool, flip_
 
 
 def sample_batch(rng: np.random.Generator, views: list[View], batch: int, crop: int,
-                 mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+                 mode: str, net=None) -> tuple[torch.Tensor, torch.Tensor]:
     """A minibatch of random crops: (N, 9, crop, crop) network inputs and (N, 3, crop, crop) linear targets.
+    Given `net`, the inputs are what that model takes (features.network_input: e.g. + the linear colour).
 
     mode "noisy": input one realisation, target another (either direction, the Noise2Noise pair);
     mode "clean": input a random realisation, target the reference. Crops are flipped at random.
@@ -205,4 +206,6 @@ def sample_batch(rng: np.random.Generator, views: list[View], batch: int, crop: 
         normals.append(_crop(normal, y, x, crop, crop, fx, fy) if normal is not None else np.zeros((crop, crop, 3), np.float32))
         targets.append(_crop(tgt, y, x, crop, crop, fx, fy))
     stack = lambda arrays: torch.from_numpy(np.stack(arrays))  # noqa: E731
+    if net is not None:
+        return network_input(net, stack(colours), stack(albedos), stack(normals)), target(stack(targets))
     return assemble(stack(colours), stack(albedos), stack(normals)), target(stack(targets))

@@ -16,7 +16,7 @@ from n2n_live.errors import UserError
 from n2n_live.io_utils import atomic_path, write_json, write_text
 
 # Settings that define a run: resuming with different values would silently mix two experiments.
-RUN_KEYS = ("data", "target", "batch", "crop", "lr", "spp", "seed", "val_fraction", "rampdown")
+RUN_KEYS = ("data", "target", "batch", "crop", "lr", "spp", "seed", "val_fraction", "rampdown", "model")
 
 
 def read_stats(path: Path, upto_step: int | None = None) -> list[dict]:

@@ -6,7 +6,7 @@ Whatever the source asks for, the loaded scene has
   pair or a denoiser's input would no longer have independent per-pixel noise;
 - an `independent` sampler (every pixel and every seed gives statistically independent samples);
 - its own integrator (default `path`, max_depth 8; an `aov` integrator is unwrapped to the one inside)
-  wrapped in an `aov` integrator that adds albedo and shading normal: a 9-channel render RGB|albedo|normal.
+  wrapped in an `aov` integrator that adds albedo, shading normal and position: RGB|albedo|normal|position.
 The start camera is the scene's sensor; for XML files the default path is a gentle orbit/dolly around the
 point the sensor looks at (found by tracing the sensor's central ray).
 """
@@ -26,7 +26,7 @@ import numpy as np
 from .camera import Camera, CameraPath, orbit_path
 from .errors import SceneError
 
-AOVS = "albedo:albedo,nn:sh_normal"
+AOVS = "albedo:albedo,nn:sh_normal,pos:position"  # position: for temporal reprojection (n2n_live.temporal)
 DEFAULT_INTEGRATOR = {"type": "path", "max_depth": 8}
 SPP = 8  # the sampler's sample count; every render call passes its own spp anyway
 ORBIT_FRAMES = 480
@@ -37,7 +37,7 @@ _MAX_INCLUDE_DEPTH = 16
 class LoadedScene:
     """A scene ready for `PathTracer`.
 
-    `scene`'s integrator is aov(own integrator) and renders (H, W, 9): RGB, albedo, shading normal.
+    `scene`'s integrator is aov(own integrator) and renders (H, W, 12): RGB, albedo, shading normal, position.
     `integrator` is the own integrator alone (RGB only); the tracer renders colour with it because the aov
     wrapper around a path tracer is about twice as slow as the path tracer plus a separate aov-only pass.
     `source` is the bundled name or the XML path, enough to load the scene again.

@@ -46,6 +46,8 @@ class FramePair:
     albedo: (H, W, 3) in [0, 1]; normal: (H, W, 3) world-space shading normal averaged over the pixel (unit
     length inside surfaces, shorter at silhouettes, 0 where nothing is hit).
     seeds: the Mitsuba seeds of noisy_a and noisy_b. render_ms: wall time of the whole call.
+    position: (H, W, 3) world-space position of what the pixel sees, averaged over the pixel (0 where nothing is
+    hit), from the same cheap pass as albedo and normal: what temporal reprojection needs.
     """
 
     noisy_a: torch.Tensor
@@ -55,6 +57,7 @@ class FramePair:
     frame: int
     seeds: tuple[int, int]
     render_ms: float
+    position: torch.Tensor | None = None
 
 
 class PathTracer:
@@ -162,8 +165,9 @@ class PathTracer:
         # a polished sphere): clamp it to the [0, 1] the network's input normalisation expects.
         albedo = f[..., 0:3].clamp(0.0, 1.0)
         normal = f[..., 3:6].contiguous()
+        position = f[..., 6:9].contiguous()
         render_ms = (time.perf_counter() - t0) * 1000.0
-        return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms)
+        return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms, position)
 
     def render_reference(
         self, cam: Camera, spp: int, chunk_spp: int = 64, first_seed: int | None = None

@@ -17,7 +17,8 @@ from conftest import wait_for
 
 
 def tiny(**kw) -> LiveConfig:
-    base = dict(scene="cornell-box", width=32, height=32, crop=32, iters_per_frame=2, sync=True, lr=1e-3)
+    base = dict(scene="cornell-box", width=32, height=32, crop=32, iters_per_frame=2, sync=True, lr=1e-3,
+                model="paper", temporal=False)  # the loop's mechanics on the paper's model (test_temporal: the rest)
     base.update(kw)
     return LiveConfig(**base)
 

@@ -323,7 +323,7 @@ def test_xml_scene_forces_film_filter_and_wraps_integrator(variant, tmp_path):
     assert list(film.size()) == [20, 12]
     assert film.rfilter().radius() == pytest.approx(0.5)  # box, although the file asks for gaussian
     img = np.array(mi.render(loaded.scene, spp=2))
-    assert img.shape == (12, 20, 9)  # aov(albedo, normal) around the file's own (unwrapped) integrator
+    assert img.shape == (12, 20, 12)  # aov(albedo, normal, position) around the file's own (unwrapped) integrator
     assert "max_depth = 16" in str(loaded.integrator)  # $spp substituted from the file's <default>
     # The start camera is the sensor's; the target is where its central ray hits the sphere.
     np.testing.assert_allclose(loaded.start.origin, [0, -3, 2], atol=1e-5)

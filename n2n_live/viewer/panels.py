@@ -14,6 +14,7 @@ import numpy as np
 from imgui_bundle import imgui, implot
 
 from .. import oidn
+from ..config import MODEL_CHOICES
 from .modes import MODE_LABELS, MODES, SOURCES
 
 RED = imgui.ImVec4(1.0, 0.42, 0.38, 1.0)
@@ -227,6 +228,7 @@ class TrainingPanel:
         changed, spp = imgui.slider_int("spp", v.spp(), 1, 64)
         if changed:
             v.set_spp(spp)
+        self._draw_model(v)
         imgui.set_next_item_width(-110)
         _, self.ckpt_text = imgui.input_text("checkpoint", self.ckpt_text)
         if imgui.button("save network"):
@@ -236,6 +238,23 @@ class TrainingPanel:
         if imgui.button("load network"):
             if v.attempt("load network", lambda: (tr.load(self.ckpt_text), True)[1]):
                 v.messages.info(f"loaded the network from {self.ckpt_text}")
+
+
+    @staticmethod
+    def _draw_model(v) -> None:
+        """Model and temporal reuse (issue 10): changing either starts a fresh network."""
+        cfg = v.loop.cfg
+        names = list(MODEL_CHOICES)
+        imgui.set_next_item_width(-110)
+        changed, i = imgui.combo("model", names.index(cfg.model), names)
+        model = names[i] if changed else cfg.model
+        imgui.same_line()
+        t_changed, temporal = imgui.checkbox("temporal", cfg.temporal)
+        if imgui.is_item_hovered():
+            imgui.set_tooltip("accumulate each noisy image over frames in its own reprojected history")
+        if (changed and model != cfg.model) or t_changed:
+            if v.attempt("switch model", lambda: (v.loop.set_denoiser(model, temporal), True)[1]):
+                v.messages.info(f"fresh '{model}' network, temporal {'on' if temporal else 'off'}")
 
 
 class ReferencePanel:

@@ -1,0 +1,205 @@
+"""`n2n-compare`: the denoisers side by side on the same fly-through frames, with OIDN beside each.
+
+    n2n-compare --scenes cornell-box,interior --variants paper,kernel,kernel+temporal --out runs/compare
+    n2n-compare --size 64 --frames 40 --scenes cornell-box        # a quick design check
+
+Each scene's noisy pairs (with albedo/normal/position) are rendered once, then every variant replays exactly those
+frames through the live loop (LiveLoop in sync mode: temporal -> train -> denoise -> metrics; only the pair
+renderer is swapped for the recorded frames), so differences between variants are the denoisers' alone. Frames
+10, 40, 80 (1-based) and the last 10 are evaluated against converged references (evaluation.py: rendered once,
+cached on disk, their noise floor reported).
+Per scene and variant: PSNR at those frames and over the last 10, the flicker figure (stability.py) over the last
+10 frames, and the network's CPU time per frame (training + inference); OIDN on the same frames. Writes
+OUT/results.json, OUT/table.md and one metrics CSV per run.
+"""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli.py: spinning OpenMP threads on shared cores
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from .config import MODEL_CHOICES, preset  # noqa: E402
+from .errors import UserError, exit_on_user_error  # noqa: E402
+from .io_utils import write_json, write_text  # noqa: E402
+from .metrics_log import MetricsLog  # noqa: E402
+
+PROG = "n2n-compare"
+DEFAULT_SCENES = ("cornell-box", "interior", "caustics", "../shared/data/scenes/mitsuba-matpreview/matpreview.xml")
+DEFAULT_VARIANTS = ("paper", "kernel", "kernel+temporal")
+COLUMNS = ["frame", "reference_floor", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_history", "flicker_input", "flicker_denoised",
+           "flicker_oidn", "flicker_reference", "train_ms", "infer_ms", "oidn_ms", "loss"]
+LAST_N = 10
+
+
+def parse_variant(text: str) -> tuple[str, bool]:
+    """'kernel' -> ('kernel', False); 'kernel+temporal' -> ('kernel', True)."""
+    parts = text.strip().split("+")
+    model, extras = parts[0], set(parts[1:])
+    if model not in MODEL_CHOICES or not extras <= {"temporal"}:
+        raise UserError(f"--variants: {text!r} is not MODEL[+temporal] with MODEL in {', '.join(MODEL_CHOICES)}")
+    return model, "temporal" in extras
+
+
+def eval_frames(frames: int, last_n: int = LAST_N) -> list[int]:
+    """0-based frames that get a reference: 10, 40, 80 (1-based, when inside the run) and, of the last `last_n`,
+    every 4th counted back from the last plus the one before the last (80: frames 72, 76, 79, 80). Converged
+    references are the expensive part of a benchmark; two in a row give the reference's own flicker floor."""
+    last = set(range(frames - 1, max(-1, frames - 1 - last_n), -4)) | ({frames - 2} if frames >= 2 else set())
+    return sorted({f - 1 for f in (10, 40, 80) if f <= frames} | last)
+
+
+class ReplayTracer:
+    """Stands in for LiveLoop's PathTracer when rendering pairs: hands out the recorded pairs by frame number
+    (the loop's ReferenceStore keeps the real tracer for references)."""
+
+    def __init__(self, pairs: list):
+        self.pairs = pairs
+
+    def render_pair(self, cam, frame: int):
+        return self.pairs[frame]
+
+
+def record(cfg) -> tuple[list, float]:
+    """Render the noisy pairs of `cfg`'s fly-through once: (pairs, seconds)."""
+    from renderer.scene import load_scene
+    from renderer.tracer import PathTracer
+    from renderer.variant import choose_variant
+
+    choose_variant(cfg.variant)
+    t0 = time.monotonic()
+    loaded = load_scene(cfg.scene, cfg.width, cfg.height)
+    tracer = PathTracer(loaded, spp=cfg.spp, seed=cfg.seed)
+    pairs = [tracer.render_pair(loaded.path.at(f), f) for f in range(cfg.frames)]
+    return pairs, time.monotonic() - t0
+
+
+def run_variant(cfg, pairs, csv_path: Path) -> list[dict]:
+    """Replay the recorded frames through LiveLoop with `cfg`; one metrics row per frame."""
+    from .live import LiveLoop
+
+    rows = []
+    evaluate = set(eval_frames(cfg.frames))
+    with LiveLoop(cfg) as loop, MetricsLog(csv_path, COLUMNS) as log:
+        loop.tracer = ReplayTracer(pairs)
+        for f in range(cfg.frames):
+            r = loop.step(evaluate=f in evaluate)
+            row = {k: getattr(r, k, None) for k in COLUMNS}
+            log.log(row)
+            rows.append(row)
+    return rows
+
+
+def _mean(values) -> float:
+    vals = [v for v in values if v is not None and not math.isnan(v)]
+    return sum(vals) / len(vals) if vals else float("nan")
+
+
+def summarise(rows: list[dict]) -> dict:
+    n = len(rows)
+    at = {f"psnr_{f}": rows[f - 1]["psnr_denoised"] for f in (10, 40, 80) if f <= n}
+    at.update({f"oidn_{f}": rows[f - 1]["psnr_oidn"] for f in (10, 40, 80) if f <= n})
+    at.update({f"input_{f}": rows[f - 1]["psnr_input"] for f in (10, 40, 80) if f <= n})
+    last = rows[-LAST_N:]
+    s = {k: _mean(r[k] for r in last) for k in COLUMNS if k != "frame"}
+    s["ms_per_frame"] = _mean((r["train_ms"] or 0.0) + (r["infer_ms"] or 0.0) for r in rows[1:])
+    s.update(at)
+    return s
+
+
+def _f(v, digits=2) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def table(results: dict, frames: int) -> str:
+    at = [f for f in (10, 40, 80) if f <= frames]
+    head = (["scene", "variant"] + [f"PSNR @{f}" for f in at] + [f"last {LAST_N}", "OIDN last", "input last",
+            "flicker", "OIDN flicker", "input flicker", "ref flicker", "ms/frame", "ref floor"])
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for scene, variants in results.items():
+        for name, s in variants.items():
+            cells = [scene, name] + [f"{_f(s.get(f'psnr_{f}'))} (OIDN {_f(s.get(f'oidn_{f}'))}, in "
+                                     f"{_f(s.get(f'input_{f}'))})" for f in at]
+            cells += [_f(s["psnr_denoised"]), _f(s["psnr_oidn"]), _f(s["psnr_input"]), _f(s["flicker_denoised"], 4),
+                      _f(s["flicker_oidn"], 4), _f(s["flicker_input"], 4), _f(s["flicker_reference"], 4),
+                      _f(s["ms_per_frame"], 0), _f(s["reference_floor"])]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    from .cli import parse_size
+
+    ap = argparse.ArgumentParser(prog=PROG, description="Compare the online denoisers (and OIDN) on the same frames.")
+    ap.add_argument("--scenes", default=",".join(DEFAULT_SCENES), help="comma-separated scene names or XML files")
+    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated MODEL[+temporal]")
+    ap.add_argument("--size", default="128", help="frame size S or WxH (default 128, the CPU preset)")
+    ap.add_argument("--frames", type=int, default=80, help="frames per fly-through (default 80)")
+    ap.add_argument("--reference-spp", type=int, default=2048, help="spp of the references (default 2048)")
+    ap.add_argument("--iters-per-frame", type=int, default=None, help="default: the CPU preset's 8")
+    ap.add_argument("--crop", type=int, default=None, help="training crop (default: the frame)")
+    ap.add_argument("--lr", type=float, default=None, help="default: the CPU preset's")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reference-cache", default=None, help="folder of cached references (evaluation.py; default "
+                    "$N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references)")
+    ap.add_argument("--out", type=Path, default=Path("out") / "compare")
+    args = ap.parse_args(argv)
+    args.width, args.height = parse_size(args.size)
+    args.variant_list = [parse_variant(v) for v in args.variants.split(",") if v.strip()]
+    args.scene_list = [s.strip() for s in args.scenes.split(",") if s.strip()]
+    if args.frames < 1 or args.reference_spp < 1:
+        raise UserError("--frames and --reference-spp must be at least 1")
+    return args
+
+
+def main(argv=None) -> None:
+    with exit_on_user_error(PROG):
+        args = parse_args(argv)
+        from . import oidn
+
+        if not oidn.available():
+            raise UserError("n2n-compare puts OIDN beside every figure: install pyoidn (pip install 'n2n-live[oidn]')")
+        results: dict = {}
+        for scene in args.scene_list:
+            base = dataclasses.replace(
+                preset("cpu"), scene=scene, width=args.width, height=args.height, frames=args.frames,
+                reference_spp=args.reference_spp, crop=args.crop or max(args.width, args.height), seed=args.seed,
+                sync=True, compare=("oidn",), device="cpu", reference_cache=args.reference_cache)
+            if args.iters_per_frame is not None:
+                base.iters_per_frame = args.iters_per_frame
+            if args.lr is not None:
+                base.lr = args.lr
+            base.validate()
+            pairs, secs = record(base)
+            name = Path(scene).stem if scene.endswith(".xml") else scene
+            print(f"{PROG}: {name}: rendered {args.frames} noisy pairs in {secs:.0f} s",
+                  file=sys.stderr, flush=True)
+            results[name] = {}
+            for model, temporal in args.variant_list:
+                label = model + ("+temporal" if temporal else "")
+                cfg = dataclasses.replace(base, model=model, temporal=temporal)
+                t0 = time.monotonic()
+                rows = run_variant(cfg, pairs, args.out / f"{name}_{label}.csv")
+                s = summarise(rows)
+                results[name][label] = s
+                print(f"{PROG}: {name} {label}: last {LAST_N} {_f(s['psnr_denoised'])} dB (OIDN {_f(s['psnr_oidn'])}, "
+                      f"input {_f(s['psnr_input'])}), flicker {_f(s['flicker_denoised'], 4)} (OIDN "
+                      f"{_f(s['flicker_oidn'], 4)}), {_f(s['ms_per_frame'], 0)} ms/frame, {time.monotonic() - t0:.0f} s",
+                      file=sys.stderr, flush=True)
+                clean = {sc: {v: {k: None if isinstance(x, float) and math.isnan(x) else x for k, x in s.items()}
+                              for v, s in vs.items()} for sc, vs in results.items()}
+                write_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()},
+                                                       "results": clean})
+                write_text(args.out / "table.md", table(results, args.frames))
+        print(table(results, args.frames))
+
+
+if __name__ == "__main__":
+    main()
