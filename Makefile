@@ -12,12 +12,13 @@ run: setup
 	.venv/bin/n2n-live $(ARGS)
 
 # `make test` leaves out the tests marked slow (each repeats, at a larger scale, what a fast test covers);
-# `make test-all` runs them too. N2N_TEST_CPU=1 prints each test's CPU seconds.
+# `make test-all` runs them too. Two workers (pytest-xdist): the project's machines have 2 cores and each test
+# runs torch on one thread (tests/conftest.py). N2N_TEST_CPU=1 prints each test's CPU seconds.
 test: setup
-	.venv/bin/python -m pytest -q -m "not slow" $(ARGS)
+	.venv/bin/python -m pytest -q -n 2 -m "not slow" $(ARGS)
 
 test-all: setup
-	.venv/bin/python -m pytest -q $(ARGS)
+	.venv/bin/python -m pytest -q -n 2 $(ARGS)
 
 bench: setup
 	.venv/bin/n2n-bench $(ARGS)

@@ -1,4 +1,4 @@
-"""Shared test settings: one torch thread, and polling with a deadline instead of fixed sleeps."""
+"""Shared test settings: one torch thread, a private reference cache, and polling with a deadline instead of fixed sleeps."""
 from __future__ import annotations
 
 import os
@@ -19,6 +19,19 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def private_reference_cache(tmp_path_factory):
+    """References rendered by tests are cached in a folder of this run (subprocesses inherit the variable), never
+    in the user's ~/.cache: a test must render what it measures, not find it from an earlier run."""
+    before = os.environ.get("N2N_REFERENCE_CACHE")
+    os.environ["N2N_REFERENCE_CACHE"] = str(tmp_path_factory.mktemp("reference-cache"))
+    yield
+    if before is None:
+        os.environ.pop("N2N_REFERENCE_CACHE", None)
+    else:
+        os.environ["N2N_REFERENCE_CACHE"] = before
 
 
 def wait_for(pred, timeout: float = 120.0, interval: float = 0.01) -> bool:

@@ -17,7 +17,8 @@ from n2n_live.bench import main as bench_main  # noqa: E402
 from n2n_live.bench import model_names  # noqa: E402
 
 
-@pytest.mark.slow  # ~50 s of CPU time (five interpreters importing torch and Mitsuba), measured under load
+# ~50 s of CPU time (five interpreters importing torch and Mitsuba), but the only run of the prepared GPU check
+# before a GPU is there: it stays in `make test`.
 def test_gpu_check_dry_run_on_cpu(tmp_path):
     """The whole script at a tiny size on the CPU, with the installed packages instead of the carried ones; the
     tests stage is left out (its summary parsing is tested below)."""
