@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import time
 
 import pytest
@@ -32,6 +33,13 @@ def private_reference_cache(tmp_path_factory):
         os.environ.pop("N2N_REFERENCE_CACHE", None)
     else:
         os.environ["N2N_REFERENCE_CACHE"] = before
+
+
+def default_sigint() -> None:
+    """`preexec_fn` for a child that a test stops with SIGINT (Ctrl-C). A test run started in the background by a
+    shell without job control (CI scripts, nohup ... &) inherits SIGINT as ignored, and Python then installs no
+    KeyboardInterrupt handler in the child: the signal would be dropped. A user's terminal never does this."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for(pred, timeout: float = 120.0, interval: float = 0.01) -> bool:

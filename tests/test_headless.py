@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import default_sigint
 import torch
 
 from n2n_live import oidn
@@ -164,7 +165,7 @@ def test_ctrl_c_stops_and_keeps_metrics(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "n2n_live", "--headless", "--size", "64", "--crop", "64",
                              "--frames", "100000", "--reference-spp", "8", "--iters-per-frame", "8", "--compare", "",
                              "--no-progress", "--out", str(out)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         end = time.monotonic() + 240
         while time.monotonic() < end and proc.poll() is None:

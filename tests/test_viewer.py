@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import default_sigint
 import torch
 
 pytestmark = pytest.mark.window
@@ -166,7 +167,7 @@ def start_viewer(display: str, tmp: Path, *args: str) -> subprocess.Popen:
     env.pop("WAYLAND_DISPLAY", None)
     cmd = [sys.executable, "-c", "from n2n_live.cli import main; main()", *args]
     return subprocess.Popen(cmd, cwd=tmp, env=env, stdout=open(tmp / "stdout.txt", "w"),
-                            stderr=open(tmp / "stderr.txt", "w"))
+                            stderr=open(tmp / "stderr.txt", "w"), preexec_fn=default_sigint)
 
 
 def logs(tmp: Path) -> str:
