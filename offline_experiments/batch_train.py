@@ -363,7 +363,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
-    ctx = None
+    ctx, finished = None, False
     try:
         with exit_on_user_error(PROG):
             args = parse_args(argv)
@@ -371,8 +371,13 @@ def main(argv=None) -> None:
                 torch.set_num_threads(args.threads)
             ctx = setup(args.device)
             train(args, ctx)
+            finished = True
     finally:
         if ctx is not None and ctx.world > 1 and dist.is_initialized():
+            if finished:
+                # every rank reaches the end before any tears gloo down: a rank leaving while another still
+                # talked aborted with "terminate called without an active exception" (seen once in CI-like runs)
+                dist.barrier()
             dist.destroy_process_group()
 
 
