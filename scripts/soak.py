@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -90,25 +88,12 @@ def headless(frames: int, every: int, tmp: Path, iters: int) -> list:
 
 
 def start_xvfb():
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
-        raise SystemExit("soak: the viewer phase needs Xvfb (apt-get install xvfb libgl1-mesa-dri libglx-mesa0)")
-    r, w = os.pipe()
-    proc = subprocess.Popen([xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    number, deadline = b"", time.monotonic() + 30
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        if select.select([r], [], [], 1.0)[0]:
-            chunk = os.read(r, 16)
-            if not chunk:
-                break
-            number += chunk
-    os.close(r)
-    if not number.strip():
-        proc.kill()
-        raise SystemExit("soak: Xvfb did not start")
-    return proc, f":{number.decode().strip()}"
+    from n2n_live.viewer.xvfb import start_xvfb as start
+
+    try:
+        return start()
+    except RuntimeError as e:
+        raise SystemExit(f"soak: the viewer phase needs a display: {e}") from None
 
 
 def viewer(frames: int, every: int, tmp: Path) -> list:

@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import json
 import os
-import select
 import shutil
 import signal
 import subprocess
@@ -38,35 +37,16 @@ PANEL = 400  # the side panel's width at that size (panels.SidePanel.width)
 def x_display():
     for mod in ("glfw", "OpenGL", "imgui_bundle"):
         pytest.importorskip(mod, reason="the viewer extra is not installed (pip install 'n2n-live[viewer]')")
-    xvfb = shutil.which("Xvfb")
-    if xvfb is None:
+    if shutil.which("Xvfb") is None:
         if os.environ.get("DISPLAY"):
             yield os.environ["DISPLAY"]
             return
         pytest.skip("Xvfb is not installed (apt-get install xvfb libgl1-mesa-dri libglx-mesa0) and DISPLAY is unset")
-    r, w = os.pipe()
-    proc = subprocess.Popen([xvfb, "-displayfd", str(w), "-screen", "0", "1280x800x24", "-nolisten", "tcp",
-                             "-noreset"], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
-    number = b""
-    deadline = time.monotonic() + 30
-    while not number.endswith(b"\n") and time.monotonic() < deadline:
-        ready, _, _ = select.select([r], [], [], 1.0)
-        if ready:
-            chunk = os.read(r, 16)
-            if not chunk:
-                break
-            number += chunk
-    os.close(r)
-    if not number.strip():
-        proc.kill()
-        pytest.fail("Xvfb did not start")
-    yield f":{number.decode().strip()}"
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    from n2n_live.viewer.xvfb import start_xvfb, stop_xvfb
+
+    proc, display = start_xvfb()
+    yield display
+    stop_xvfb(proc)
 
 
 class X11:
