@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io_utils import atomic_path
+from .io_utils import atomic_path, user_cache_dir
 from .metrics import psnr_hdr
 
 # Seeds of the two halves: inside the renderer's reference range (2**31 + k) but 2**29 above its start, so they
@@ -40,10 +39,7 @@ CACHE_VERSION = 1
 
 def default_cache_dir() -> Path:
     """$N2N_REFERENCE_CACHE, else $XDG_CACHE_HOME/n2n-live/references (~/.cache/n2n-live/references)."""
-    if os.environ.get("N2N_REFERENCE_CACHE"):
-        return Path(os.environ["N2N_REFERENCE_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "n2n-live" / "references"
+    return user_cache_dir("references", "N2N_REFERENCE_CACHE")
 
 
 @dataclass

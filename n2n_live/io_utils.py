@@ -41,3 +41,12 @@ def write_json(path, obj) -> None:
 def write_text(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def user_cache_dir(name: str, env: str) -> Path:
+    """Where n2n-live caches `name` (references, baselines): $`env` when set, else
+    $XDG_CACHE_HOME/n2n-live/`name` (~/.cache/n2n-live/`name`)."""
+    if os.environ.get(env):
+        return Path(os.environ[env])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "n2n-live" / name

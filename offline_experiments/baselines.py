@@ -28,14 +28,18 @@ def _to_chw(a: np.ndarray) -> torch.Tensor:
 def bm3d_denoise(noisy: torch.Tensor, sigma: float) -> torch.Tensor:
     """BM3D of a (3, H, W) image with noise standard deviation `sigma` (in the image's own units).
 
-    Colour images go through `bm3d_rgb` (opponent colour space), the CBM3D setting.
+    Colour images go through `bm3d_rgb` (opponent colour space), the CBM3D setting. One thread: the bm3d package
+    says results vary slightly from run to run otherwise (the order of its additions), and a cached baseline must
+    be the same number every time; on a small CPU it also leaves the other core to a network in training.
     """
     import bm3d
 
+    profile = bm3d.BM3DProfile()
+    profile.num_threads = 1
     z = _to_hwc(noisy)
     if z.shape[2] == 1:
-        return _to_chw(np.asarray(bm3d.bm3d(z[..., 0], sigma_psd=sigma))[..., None])
-    return _to_chw(bm3d.bm3d_rgb(z, sigma_psd=sigma))
+        return _to_chw(np.asarray(bm3d.bm3d(z[..., 0], sigma_psd=sigma, profile=profile))[..., None])
+    return _to_chw(bm3d.bm3d_rgb(z, sigma_psd=sigma, profile=profile))
 
 
 def bm3d_gaussian(noisy: torch.Tensor, sigma255: float) -> torch.Tensor:

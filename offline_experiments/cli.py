@@ -23,6 +23,7 @@ import torch
 from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.validate import ArgumentParser, check_output_dir, integer, nonempty, resolve_device
 
+from .baseline_cache import BaselineCache, default_cache_dir
 from .datasets import DATA_ENV, default_data_root, list_images, resolve_folder
 from .experiments import EXPERIMENTS, Context
 from .mri import find_volumes
@@ -40,7 +41,8 @@ DEFAULT_EVAL_ALL = "kodak,cbsd68,set14"
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", metavar="NAME", help="experiment: " + ", ".join(EXPERIMENTS))
-    p.add_argument("--preset", default="quick", help="quick (minutes on a CPU) or paper (the paper's settings, GPU)")
+    p.add_argument("--preset", default="quick", help="quick (minutes on a CPU), cpu (about half an hour per network on a "
+                                                      "2-core CPU, whole eval images) or paper (the paper's settings, GPU)")
     p.add_argument("--targets", default="both", help="noisy, clean or both (default both)")
     p.add_argument("--train-dir", help="training images (default DATA/images/train; mri: DATA/mri, NIfTI)")
     p.add_argument("--eval", help="comma-separated eval folders, by path or by name under DATA/images "
@@ -81,15 +83,27 @@ def _out_dir(args, command: str) -> Path:
 RUN_FILES = ("stats.jsonl", "table.md", "curves.png", "grid.png", "levels.png")
 
 
-def _fresh_start(out: Path, log) -> None:
-    """A run always starts afresh in its folder: an earlier run's results (finished, or killed at any point) are
-    removed before the first new file is written, with any temporaries a kill -9 left behind, so the folder never
-    mixes two runs. Every file is written atomically, so none is ever half-written."""
-    old = [out / f for f in RUN_FILES if (out / f).exists()] + sorted(out.glob("*.pt")) + sorted(out.glob(".*.tmp*"))
-    if old:
-        log(f"{out} holds an earlier run: restarting it from the beginning")
+def _prepare_folder(out: Path, command: str, log) -> bool:
+    """Make `out` ready for a run of `command`; True when the run resumes.
+
+    A killed run of the same command resumes: its finished networks (*.pt) and the training state of the one it
+    was training (.*.state.pt) are kept, and the experiment loads them instead of training again. Any other
+    earlier run (finished, or of another command) is removed before the first new file is written, so the folder
+    never mixes two runs. Temporaries a kill -9 left behind always go; every file is written atomically, so none is
+    ever half-written."""
+    resume = _unfinished(out, command)
+    for p in sorted(out.glob(".*.tmp*")):
+        p.unlink(missing_ok=True)
+    if resume:
+        log(f"{out} holds an unfinished run of this command: resuming it")
+        old = [out / f for f in RUN_FILES if f != "stats.jsonl" and (out / f).exists()]
+    else:
+        old = [out / f for f in RUN_FILES if (out / f).exists()] + sorted(out.glob("*.pt")) + sorted(out.glob(".*.pt"))
+        if old:
+            log(f"{out} holds an earlier run: starting afresh")
     for p in old:
         p.unlink(missing_ok=True)
+    return resume
 
 
 def _mri_source(spec: str, data_root: Path) -> Path:
@@ -105,7 +119,7 @@ def make_context(args, command: str = "") -> tuple[Context, Path, dict]:
     if args.name not in EXPERIMENTS:
         raise UserError(f"unknown experiment {args.name!r}; choose one of: {', '.join(EXPERIMENTS)}")
     if args.preset not in PRESETS:
-        raise UserError(f"unknown preset {args.preset!r}; choose quick or paper")
+        raise UserError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
     if args.targets not in ("noisy", "clean", "both"):
         raise UserError(f"--targets must be noisy, clean or both, not {args.targets!r}")
     if args.threads is not None:
@@ -136,7 +150,8 @@ def make_context(args, command: str = "") -> tuple[Context, Path, dict]:
             list_images(d)
     ctx = Context(preset=preset, targets=args.targets, device=device, seed=args.seed, train_dir=train_dir,
                   eval_dirs=eval_dirs, stats=StatsLog(out / "stats.jsonl"),
-                  log=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr), experiment=args.name, out=out)
+                  log=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr), experiment=args.name, out=out,
+                  baselines=BaselineCache(default_cache_dir()))
     config = {
         "experiment": args.name, "preset": preset.to_dict(), "targets": args.targets, "seed": args.seed,
         "device": str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
@@ -153,7 +168,8 @@ def run(argv: list[str] | None = None) -> Path:
     command = shlex.join([PROG] + (list(argv) if argv is not None else sys.argv[1:]))
     ctx, out, config = make_context(args, command)
     out.mkdir(parents=True, exist_ok=True)
-    _fresh_start(out, ctx.log)
+    if _prepare_folder(out, command, ctx.log):
+        ctx.stats = StatsLog(out / "stats.jsonl", append=True)
     write_config(out, config)
     ctx.log(f"{args.name} ({args.preset}) on {ctx.device}, writing to {out}")
     t0 = time.time()

@@ -18,24 +18,27 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
+from tqdm import tqdm
 
-from n2n_live.checkpoint import save_checkpoint
+from n2n_live.checkpoint import read_checkpoint, save_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.losses import LOSSES, l0_gamma, l2
 from n2n_live.network import UNet
 
 from . import baselines, mri as mri_mod
+from .baseline_cache import BaselineCache
 from .corruptions import CORRUPTIONS, Corruption, gaussian as gaussian_noise, sample_levels
 from .datasets import ImageFolder, load_eval_folder
 from .presets import Preset
 from .report import Column, Result
-from .training import SHIFT, EvalItem, StatsLog, batch_stream, fit, make_eval_items, mean, predict, psnrs
+from .training import SHIFT, Batches, EvalItem, RunOutcome, StatsLog, fit, make_eval_items, mean, predict, psnrs
 
 
 @dataclass
@@ -51,6 +54,7 @@ class Context:
     log: Callable[[str], None] = print
     experiment: str = ""  # the experiment's name: the `kind` of the checkpoints it saves
     out: Path | None = None  # where trained networks are saved (None: not saved)
+    baselines: BaselineCache = field(default_factory=lambda: BaselineCache(None))  # cached baseline outputs
 
     def wants(self, targets: str) -> bool:
         return self.targets in ("both", targets)
@@ -76,10 +80,25 @@ def _seed_all(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------------------
 # Shared pieces: eval data, one trained column, one baseline column.
 
-def _eval_sets(ctx: Context, max_images=None) -> list[tuple[str, list]]:
+def _eval_sets(ctx: Context) -> list[tuple[str, list]]:
+    """[(set name, [(file, image)])]: each folder's first `eval_images` files in name order, fewer where the preset
+    caps that set (`eval_limits`), centre-cropped to `eval_crop` (None: whole images)."""
     P = ctx.preset
-    n = P.eval_images if max_images is None else max_images
-    return [(d.name, load_eval_folder(d, n, P.eval_crop)) for d in ctx.eval_dirs]
+    limits = dict(P.eval_limits)
+    sets = []
+    for d in ctx.eval_dirs:
+        caps = [n for n in (P.eval_images, limits.get(d.name.lower())) if n is not None]
+        sets.append((d.name, load_eval_folder(d, min(caps) if caps else None, P.eval_crop)))
+    return sets
+
+
+def _eval_note(ctx: Context, sets) -> str:
+    """What the table was evaluated on, for its notes."""
+    P = ctx.preset
+    how = "whole images" if P.eval_crop is None else f"{P.eval_crop}x{P.eval_crop} centre crops"
+    counts = ", ".join(f"{name} {len(images)} (the first in file-name order)" if name.lower() in dict(P.eval_limits)
+                       else f"{name} {len(images)}" for name, images in sets)
+    return f"Evaluated on {how}; images per set: {counts}."
 
 
 def _corrupt_eval(apply: Callable, level: float, masked: bool):
@@ -100,57 +119,76 @@ def _input_column(items: list[EvalItem], label: str = "input") -> Column:
     return _column(label, items, [it.noisy for it in items], "input")
 
 
-def _curve_items(items: list[EvalItem]) -> list[EvalItem]:
-    """PSNR curves follow the first eval set only (Figure 1 plots Kodak)."""
-    return [it for it in items if it.set == items[0].set]
+def _curve_items(items: list[EvalItem], limit: int | None = None) -> list[EvalItem]:
+    """PSNR curves follow the first eval set only (Figure 1 plots Kodak), its first `limit` images when given
+    (whole images are slow to run through the network at every curve point on a CPU)."""
+    first = [it for it in items if it.set == items[0].set]
+    return first[:limit] if limit is not None else first
 
 
 def _baseline_column(ctx: Context, label: str, fn: Callable[[EvalItem], torch.Tensor],
-                     items: list[EvalItem], limit: bool = True) -> tuple[Column, torch.Tensor | None]:
+                     items: list[EvalItem], limit: bool = True,
+                     cache_as: str | None = None) -> tuple[Column, torch.Tensor | None]:
     """A classical method on the first `baseline_images` images of each set (all of them if not `limit`);
-    returns the column and its output for the grid image (the first item)."""
+    returns the column and its output for the grid image (the first item). With `cache_as` (the method and its
+    parameters) each output is cached on disk (ctx.baselines) and reused by later runs."""
     n = ctx.preset.baseline_images if limit else None
     chosen, outputs, per_set, t0 = [], [], {}, time.time()
-    for it in items:
+    hits = ctx.baselines.hits
+    for it in tqdm([it for it in items], desc=label, file=sys.stderr, leave=False, dynamic_ncols=True):
         if n is not None and per_set.get(it.set, 0) >= n:
             continue
         per_set[it.set] = per_set.get(it.set, 0) + 1
         chosen.append(it)
-        outputs.append(fn(it))
-    ctx.stats.add(run=label, kind="baseline", images=len(chosen), seconds=round(time.time() - t0, 2))
-    ctx.log(f"{label}: {len(chosen)} images in {time.time() - t0:.1f} s")
+        outputs.append(ctx.baselines.get(cache_as, it, fn) if cache_as else fn(it))
+    cached = ctx.baselines.hits - hits
+    ctx.stats.add(run=label, kind="baseline", images=len(chosen), cached=cached, seconds=round(time.time() - t0, 2))
+    ctx.log(f"{label}: {len(chosen)} images in {time.time() - t0:.1f} s"
+            + (f" ({cached} from the cache)" if cache_as else ""))
     first = outputs[0] if chosen and chosen[0] is items[0] else None
     return _column(label, chosen, outputs, "baseline"), first
 
 
 def _train_column(ctx: Context, run: RunSpec, make_batch: Callable, items: list[EvalItem], *, channels: int = 3,
                   iters: int | None = None, post: Callable | None = None, loss_fn: Callable | None = None,
-                  seed_offset: int = 0, nets: dict | None = None):
+                  seed_offset: int = 0, nets: dict | None = None, curve_images: int | None | str = "preset"):
     """Train one network and evaluate it: returns (column, curve, output for the grid image); the network
     itself goes into `nets[label]` when a dict is given."""
     P = ctx.preset
     iters = iters or P.iters
     _seed_all(ctx.seed + seed_offset)
     net = UNet(n_in=channels, m_out=channels).to(ctx.device)
-    curve_items = _curve_items(items)
+    curve_items = _curve_items(items, P.curve_images if curve_images == "preset" else curve_images)
+    path = Path(ctx.out) / checkpoint_name(run.label) if ctx.out is not None else None
+    done = _trained_earlier(ctx, run, iters, path)
+    if done is not None:
+        # A resumed experiment: this network finished before the interruption.
+        net.load_state_dict(done["net"])
+        meta = done["meta"]
+        out = RunOutcome(net, [tuple(c) for c in meta["curve"]], meta["seconds"], meta["skipped"])
+        ctx.log(f"{run.label}: trained before the interruption, loaded from {path.name}")
+    else:
+        def evaluate(n):
+            return mean(psnrs(predict(n, curve_items, ctx.device, post), curve_items))
 
-    def evaluate(n):
-        return mean(psnrs(predict(n, curve_items, ctx.device, post), curve_items))
-
-    batches = batch_stream(make_batch, ctx.seed + seed_offset, P.workers)
-    # At least five points on every curve, however short the run.
-    eval_every = max(1, min(P.eval_every, iters // 5))
-    out = fit(run.label, net, loss_fn or LOSSES[run.loss], batches, iters=iters, lr=P.lr, rampdown=P.rampdown,
-              eval_every=eval_every, evaluate=evaluate, device=ctx.device, stats=ctx.stats,
-              loss_kw=_loss_kw(run.loss))
-    if out.skipped >= iters:
-        raise UserError(f"{run.label}: all {iters} training steps were skipped (loss or gradient not finite): "
-                        f"nothing was learned; check the data in {ctx.train_dir}")
+        batches = Batches(make_batch, ctx.seed + seed_offset, P.workers)
+        # At least five points on every curve, however short the run.
+        eval_every = max(1, min(P.eval_every, iters // 5))
+        state = path.with_name(f".{path.stem}.state.pt") if path is not None else None
+        out = fit(run.label, net, loss_fn or LOSSES[run.loss], batches, iters=iters, lr=P.lr, rampdown=P.rampdown,
+                  eval_every=eval_every, evaluate=evaluate, device=ctx.device, stats=ctx.stats,
+                  loss_kw=_loss_kw(run.loss), state_path=state, save_every_s=P.save_every_s, log=ctx.log)
+        if out.skipped >= iters:
+            raise UserError(f"{run.label}: all {iters} training steps were skipped (loss or gradient not finite): "
+                            f"nothing was learned; check the data in {ctx.train_dir}")
     outputs = predict(net, items, ctx.device, post)
     col = _column(run.label, items, outputs, "network")
-    ckpt = _save_network(ctx, run, net, iters, {k: col.row_mean(k) for k in col.psnr})
-    ctx.stats.add(run=run.label, kind="final", seconds=round(out.seconds, 2), skipped=out.skipped,
-                  psnr={k: col.row_mean(k) for k in col.psnr}, checkpoint=ckpt)
+    if done is None:
+        ckpt = _save_network(ctx, run, net, iters, {k: col.row_mean(k) for k in col.psnr}, out)
+        ctx.stats.add(run=run.label, kind="final", seconds=round(out.seconds, 2), skipped=out.skipped,
+                      psnr={k: col.row_mean(k) for k in col.psnr}, checkpoint=ckpt)
+        if state is not None:
+            state.unlink(missing_ok=True)  # the finished network replaces its training state
     ctx.log(f"{run.label}: " + ", ".join(f"{k} {col.row_mean(k):.2f} dB" for k in col.psnr)
             + f" ({iters} iterations, {out.seconds:.0f} s)")
     if nets is not None:
@@ -164,7 +202,23 @@ def checkpoint_name(label: str) -> str:
     return f"{slug or 'network'}.pt"
 
 
-def _save_network(ctx: Context, run: RunSpec, net: torch.nn.Module, iters: int, psnr: dict) -> str | None:
+def _trained_earlier(ctx: Context, run: RunSpec, iters: int, path: Path | None) -> dict | None:
+    """The checkpoint a resumed experiment's earlier process saved for this very network, or None. (A fresh run
+    empties its folder first, so a checkpoint found here is always one of this command's.)"""
+    if path is None or not path.is_file():
+        return None
+    try:
+        state = read_checkpoint(path)
+    except UserError:
+        return None
+    meta = state.get("meta") or {}
+    same = (meta.get("label"), meta.get("iters"), meta.get("seed"), meta.get("preset")) == \
+        (run.label, iters, ctx.seed, ctx.preset.name)
+    return state if same and "curve" in meta else None
+
+
+def _save_network(ctx: Context, run: RunSpec, net: torch.nn.Module, iters: int, psnr: dict,
+                  outcome: RunOutcome) -> str | None:
     """Save a trained network where `n2n-denoise --checkpoint` can use it (kind = the experiment's name).
 
     The network maps images in [0, 1] shifted by -0.5 to the same (training.SHIFT), as n2n-denoise assumes."""
@@ -173,7 +227,8 @@ def _save_network(ctx: Context, run: RunSpec, net: torch.nn.Module, iters: int, 
     path = Path(ctx.out) / checkpoint_name(run.label)
     meta = {"experiment": ctx.experiment, "label": run.label, "targets": run.targets, "loss": run.loss,
             "iters": iters, "preset": ctx.preset.name, "crop": ctx.preset.crop, "seed": ctx.seed,
-            "psnr": psnr, "io": "input: image in [0, 1] minus 0.5; output: image minus 0.5"}
+            "psnr": psnr, "io": "input: image in [0, 1] minus 0.5; output: image minus 0.5",
+            "curve": outcome.curve, "seconds": outcome.seconds, "skipped": outcome.skipped}
     if ctx.experiment == "mri":
         meta["note"] = ("trained with the input's measured frequencies put back into the output (Section 3.4); "
                         "applied to a plain image, the network runs without that spectral replacement")
@@ -228,7 +283,8 @@ def _noise_experiment(ctx: Context, name: str, title: str, c: Corruption, runs: 
         grid.append((f"{col.label}\n{_first_psnr(outs[col.label], items[0]):.2f} dB", outs[col.label]))
     if baseline is not None:
         label, fn = baseline
-        bcol, bfirst = _baseline_column(ctx, label + label_suffix, fn, items)
+        bcol, bfirst = _baseline_column(ctx, label + label_suffix, fn, items,
+                                        cache_as=f"{name}: {label} at level {eval_level:g}")
         columns.append(bcol)
         refs[bcol.label] = mean(v for it_set, v in _pairs(bcol) if it_set == items[0].set)
         if bfirst is not None:
@@ -243,7 +299,7 @@ def _noise_experiment(ctx: Context, name: str, title: str, c: Corruption, runs: 
     columns = nets + [col for col in columns if col.kind != "network"]
     return Result(name, title, [s for s, _ in sets], columns, curves=curves, curve_refs=refs,
                   curve_set=items[0].set, grid=grid, grid_name=f"{items[0].set}/{items[0].name}",
-                  paper=paper or {}, paper_source=paper_source, notes=list(notes))
+                  paper=paper or {}, paper_source=paper_source, notes=list(notes) + [_eval_note(ctx, sets)])
 
 
 def _pairs(col: Column):
@@ -557,8 +613,9 @@ def mri(ctx: Context) -> Result:
             if ctx.wants(r.targets)]
     columns, curves, outs = [], {}, {}
     for k, run in enumerate(runs):
+        # Every validation slice on the curve: slices are small, unlike whole photos.
         col, curve, first = _train_column(ctx, run, batch_for(run), items, channels=1, iters=P.mri_iters, post=post,
-                                          loss_fn=mri_loss, seed_offset=k)
+                                          loss_fn=mri_loss, seed_offset=k, curve_images=None)
         columns.append(col)
         curves[run.label] = curve
         outs[run.label] = first
@@ -579,7 +636,8 @@ def mri(ctx: Context) -> Result:
                   notes=[f"p(k) = exp(-lambda |k|), lambda = {sampler.lam:.4f} keeps 10 % of the frequencies; kept "
                          "values are divided by p, the input is their inverse FFT.",
                          "Network outputs are evaluated after replacing the input's known frequencies.",
-                         "Zero-filled IFFT: the measured frequencies without 1/p weighting."])
+                         "Zero-filled IFFT: the measured frequencies without 1/p weighting.",
+                         f"Evaluated on {len(val)} whole {size}x{size} slices of the held-out slab."])
 
 
 EXPERIMENTS: dict[str, Callable[[Context], Result]] = {

@@ -1,5 +1,6 @@
-"""The two configurations of `n2n-experiment`: `quick` (a few minutes on a laptop CPU, to see the effect) and
-`paper` (the paper's settings, for a GPU: hours per network)."""
+"""The configurations of `n2n-experiment`: `quick` (a few minutes on a laptop CPU, to see the effect), `cpu`
+(about half an hour per network on a quiet 2-core CPU, evaluated on whole images: Table 1's ordering is the goal)
+and `paper` (the paper's settings, for a GPU: hours per network)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
@@ -22,6 +23,11 @@ class Preset:
     """Iterations between two points of the PSNR curves (evaluated on the first eval set only)."""
     eval_images: int | None = None
     """Images per eval set (None: all)."""
+    eval_limits: tuple[tuple[str, int], ...] = ()
+    """Per-set caps on the images, by folder name, e.g. (("cbsd68", 10),): a fixed subset (the first N files in
+    name order), stated in table.md, where a set is too large for the baselines' budget."""
+    curve_images: int | None = None
+    """Images of the first eval set evaluated at each point of the PSNR curves (None: all of them)."""
     eval_crop: int | None = None
     """Centre crop of the eval images (None: full size, as in the paper)."""
     baseline_images: int | None = None
@@ -42,6 +48,8 @@ class Preset:
     """MRI iterations (~300 epochs of the ~400 slices bundled here at batch 4; the paper: 300 epochs of 5000)."""
     mri_eval_slices: int | None = None
     """Validation slices (None: all)."""
+    save_every_s: float = 120.0
+    """Seconds between two saves of a network's training state (a killed run resumes from the last one)."""
     workers: int = 8
     """Data-loading processes (corruptions are made on the CPU; text rendering is the slowest)."""
 
@@ -56,10 +64,20 @@ PRESETS = {
         baseline_images=3, brown_bandwidths=(1.0, 4.0), impulse_levels=(0.3, 0.6, 0.9), levels_iters=150,
         mri_size=128, mri_iters=100, mri_eval_slices=8, workers=0,
     ),
+    # Sized on a quiet 2-core AMD EPYC VM (torch 2.13 CPU, no AVX-512): the Table 2 U-Net trains 3.5 it/s on
+    # 4 x 64x64 crops with two threads (2.4 it/s with one), so CPU_ITERS is ~30 minutes per network with two
+    # threads. docs/results.md says how the learning rate and crop were chosen.
+    "cpu": Preset(
+        name="cpu", crop=64, batch=4, iters=6000, lr=1e-3, rampdown=0.3, eval_every=500,
+        eval_images=None, eval_crop=None, eval_limits=(("cbsd68", 10),), curve_images=3, baseline_images=None,
+        brown_bandwidths=(1.0, 4.0), impulse_levels=(0.3, 0.6, 0.9), levels_iters=2000,
+        mri_size=128, mri_iters=1500, mri_eval_slices=None, workers=0,
+    ),
 }
 
 
 def get_preset(name: str, **overrides) -> Preset:
+    """The preset `name` with the given fields replaced (None values are ignored)."""
     p = PRESETS[name]
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return replace(p, **overrides) if overrides else p

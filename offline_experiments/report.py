@@ -60,16 +60,17 @@ def table_markdown(result: Result) -> str:
     baselines, input. PSNR in dB."""
     cols = result.columns
     lines = [f"# {result.title}", "", "PSNR (dB) on [0, 1]-clipped images; each cell is the mean over the set's images.",
-             "", "| data set | " + " | ".join(c.label for c in cols) + " |",
-             "|---|" + "---:|" * len(cols)]
+             "", "| data set | images | " + " | ".join(c.label for c in cols) + " |",
+             "|---|---:|" + "---:|" * len(cols)]
+    sizes = {row: max((len(c.psnr.get(row, ())) for c in cols), default=0) for row in result.rows}
     for row in result.rows:
-        lines.append(f"| {display_name(row)} | " + " | ".join(_fmt(c.row_mean(row)) for c in cols) + " |")
+        lines.append(f"| {display_name(row)} | {sizes[row]} | " + " | ".join(_fmt(c.row_mean(row)) for c in cols) + " |")
     if result.average_row and len(result.rows) > 1:
         avgs = []
         for c in cols:
             means = [m for r in result.rows if (m := c.row_mean(r)) is not None]
             avgs.append(sum(means) / len(means) if means else None)
-        lines.append("| **Average** | " + " | ".join(f"**{_fmt(a)}**" for a in avgs) + " |")
+        lines.append(f"| **Average** | {sum(sizes.values())} | " + " | ".join(f"**{_fmt(a)}**" for a in avgs) + " |")
     counts = {c.label: sum(len(v) for v in c.psnr.values()) for c in cols}
     lines += ["", "Images evaluated per column: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "."]
     if result.paper:

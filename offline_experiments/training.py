@@ -10,11 +10,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 from tqdm import tqdm
 
+from n2n_live.checkpoint import read_checkpoint, save_checkpoint
+from n2n_live.errors import UserError
 from n2n_live.metrics import psnr
 from n2n_live.network import run_padded
 from n2n_live.train_step import TrainStep, rampdown_lr
@@ -29,10 +31,10 @@ SHIFT = 0.5
 
 class StatsLog:
     """`add(**record)` appends one line to `path` (None: keep nothing); a new log's first record starts the file
-    afresh."""
+    afresh unless `append` (a resumed run)."""
 
-    def __init__(self, path: Path | None):
-        self.path, self.records = path, 0
+    def __init__(self, path: Path | None, append: bool = False):
+        self.path, self.records = path, int(append)  # append: a resumed run adds to its own earlier records
 
     def add(self, **record) -> None:
         if self.path is not None:
@@ -55,15 +57,41 @@ class _BatchStream(torch.utils.data.IterableDataset):
             yield self.make_batch(gen)
 
 
-def batch_stream(make_batch: Callable[[torch.Generator], Batch], seed: int, workers: int = 0) -> Iterator[Batch]:
-    """An endless iterator of batches. With workers > 0 they are made in parallel processes (each with its own
-    generator), which keeps a GPU fed when corruptions such as text rendering are slow."""
-    ds = _BatchStream(make_batch, seed)
-    if workers <= 0:
-        return iter(ds)
-    loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, prefetch_factor=4,
-                                         persistent_workers=True)
-    return iter(loader)
+class Batches:
+    """An endless iterator of batches whose position can be saved and restored.
+
+    In-process (workers 0, the CPU presets) the generator's state is saved, so a resumed run sees exactly the
+    batches an uninterrupted one would. With workers > 0 the batches are made in parallel processes (which keeps a
+    GPU fed when corruptions such as text rendering are slow); a resumed run then reseeds them from the
+    iteration it resumes at: the same distribution, not the same batches.
+    """
+
+    def __init__(self, make_batch: Callable[[torch.Generator], Batch], seed: int, workers: int = 0):
+        self.make_batch, self.seed, self.workers = make_batch, seed, workers
+        self.gen = torch.Generator().manual_seed(seed * 1009)  # the seed worker 0 would use
+        self._loader = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> Batch:
+        if self.workers <= 0:
+            return self.make_batch(self.gen)
+        if self._loader is None:
+            self._loader = iter(torch.utils.data.DataLoader(
+                _BatchStream(self.make_batch, self.seed), batch_size=None, num_workers=self.workers,
+                prefetch_factor=4, persistent_workers=True))
+        return next(self._loader)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state()} if self.workers <= 0 else {}
+
+    def load_state_dict(self, state: dict, iteration: int) -> None:
+        if self.workers <= 0 and "gen" in state:
+            self.gen.set_state(state["gen"])
+        else:
+            self.seed = self.seed + 7919 * iteration
+            self._loader = None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -135,16 +163,51 @@ class RunOutcome:
     skipped: int
 
 
-def fit(label: str, net: torch.nn.Module, loss_fn: Callable, batches: Iterator[Batch], *, iters: int, lr: float,
+def _read_state(path: Path | None, iters: int) -> dict | None:
+    """The training state saved at `path` for a run of `iters` iterations, or None (absent, unreadable, or saved
+    by a run of another length: that one is not resumed)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        state = read_checkpoint(path)
+    except UserError:
+        return None
+    saved = state.get("train_state") or {}
+    return state if saved.get("iters") == iters else None
+
+
+def fit(label: str, net: torch.nn.Module, loss_fn: Callable, batches: Batches, *, iters: int, lr: float,
         rampdown: float, eval_every: int, evaluate: Callable[[torch.nn.Module], float], device,
-        stats: StatsLog, loss_kw: Callable[[float], dict] | None = None) -> RunOutcome:
+        stats: StatsLog, loss_kw: Callable[[float], dict] | None = None, state_path: Path | None = None,
+        save_every_s: float = 120.0, log: Callable[[str], None] | None = None) -> RunOutcome:
     """Train `net` for `iters` steps of the shared TrainStep; evaluate every `eval_every` steps and at the end.
 
-    `loss_kw(progress)` adds loss arguments that follow the schedule (the annealed L0's gamma).
+    `loss_kw(progress)` adds loss arguments that follow the schedule (the annealed L0's gamma). With a
+    `state_path`, the weights, the optimiser, the batch generator and the curve so far are saved there at every
+    curve point and every `save_every_s` seconds, and a run that finds a state of the same length resumes from it.
     """
     step = TrainStep(net, loss_fn, lr=lr)
-    curve, losses, t0 = [], [], time.time()
-    bar = tqdm(range(iters), desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=1.0, leave=False)
+    curve, losses, start, spent = [], [], 0, 0.0
+    saved = _read_state(state_path, iters)
+    if saved is not None:
+        t = saved["train_state"]
+        net.load_state_dict(saved["net"])
+        step.load_state_dict(t["step"])
+        batches.load_state_dict(t["batches"], t["iter"])
+        curve, losses, start, spent = [tuple(c) for c in t["curve"]], list(t["losses"]), t["iter"], t["seconds"]
+        if log is not None:
+            log(f"{label}: resuming at iteration {start} of {iters}")
+    t0 = time.time() - spent
+
+    def save_state(it_done: int) -> None:
+        if state_path is not None:
+            save_checkpoint(state_path, net, kind="training-state", train_state={
+                "iters": iters, "iter": it_done, "step": step.state_dict(), "batches": batches.state_dict(),
+                "curve": curve, "losses": losses, "seconds": time.time() - t0})
+
+    last_save = time.time()
+    bar = tqdm(range(start, iters), desc=label, file=sys.stderr, dynamic_ncols=True, mininterval=1.0, leave=False,
+               initial=start, total=iters)
     for it in bar:
         # Learning rate: constant, then a smooth ramp-down to zero (Appendix A.2).
         step.set_lr(rampdown_lr(it, iters, lr, rampdown))
@@ -157,7 +220,7 @@ def fit(label: str, net: torch.nn.Module, loss_fn: Callable, batches: Iterator[B
         loss = step.step(inputs.to(device) - SHIFT, targets.to(device) - SHIFT, **kw)
         if loss is not None:
             losses.append(loss)
-        # Curve point.
+        # Curve point, then the state (a resumed run never repeats a curve point).
         if (it + 1) % eval_every == 0 or it + 1 == iters:
             value = evaluate(net)
             curve.append((it + 1, value))
@@ -165,5 +228,10 @@ def fit(label: str, net: torch.nn.Module, loss_fn: Callable, batches: Iterator[B
             stats.add(run=label, iter=it + 1, loss=mean(losses), psnr=value, lr=step.lr,
                       seconds=round(time.time() - t0, 2), skipped=step.skipped)
             losses = []
+            save_state(it + 1)
+            last_save = time.time()
+        elif time.time() - last_save >= save_every_s:
+            save_state(it + 1)
+            last_save = time.time()
     bar.close()
     return RunOutcome(net, curve, time.time() - t0, step.skipped)

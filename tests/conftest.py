@@ -1,4 +1,4 @@
-"""Shared test settings: one torch thread, a private reference cache, and polling with a deadline instead of fixed sleeps."""
+"""Shared test settings: one torch thread, private reference and baseline caches, and polling with a deadline instead of fixed sleeps."""
 from __future__ import annotations
 
 import os
@@ -23,16 +23,20 @@ def one_torch_thread():
 
 
 @pytest.fixture(autouse=True, scope="session")
-def private_reference_cache(tmp_path_factory):
-    """References rendered by tests are cached in a folder of this run (subprocesses inherit the variable), never
-    in the user's ~/.cache: a test must render what it measures, not find it from an earlier run."""
-    before = os.environ.get("N2N_REFERENCE_CACHE")
-    os.environ["N2N_REFERENCE_CACHE"] = str(tmp_path_factory.mktemp("reference-cache"))
+def private_caches(tmp_path_factory):
+    """References rendered and baselines computed by tests are cached in folders of this run (subprocesses inherit
+    the variables), never in the user's ~/.cache: a test must compute what it measures, not find it from an earlier
+    run."""
+    names = {"N2N_REFERENCE_CACHE": "reference-cache", "N2N_BASELINE_CACHE": "baseline-cache"}
+    before = {env: os.environ.get(env) for env in names}
+    for env, folder in names.items():
+        os.environ[env] = str(tmp_path_factory.mktemp(folder))
     yield
-    if before is None:
-        os.environ.pop("N2N_REFERENCE_CACHE", None)
-    else:
-        os.environ["N2N_REFERENCE_CACHE"] = before
+    for env, value in before.items():
+        if value is None:
+            os.environ.pop(env, None)
+        else:
+            os.environ[env] = value
 
 
 def default_sigint() -> None:

@@ -316,7 +316,8 @@ def test_table_average_is_mean_of_set_means():
     cols = [Column("noisy targets", {"a": [30.0, 32.0], "b": [28.0]}), Column("input", {"a": [20.0], "b": [22.0]},
                                                                                "input")]
     md = table_markdown(Result("x", "T", ["a", "b"], cols))
-    assert "| **Average** | **29.50** | **21.00** |" in md
+    assert "| **Average** | 3 | **29.50** | **21.00** |" in md  # images: 2 + 1
+    assert "| a | 2 | 31.00 | 20.00 |" in md
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -398,6 +399,43 @@ def test_targets_flag_and_workers(tiny_data, tiny_preset, tmp_path):
                    "--workers", "1", "--out", str(tmp_path / "g")])
     header = (out / "table.md").read_text().splitlines()[4]
     assert "noisy targets" in header and "clean targets" not in header
+
+
+def test_other_target_type_reuses_the_cached_baseline(tiny_data, tiny_preset, tmp_path, monkeypatch):
+    """`--targets noisy` then `--targets clean`: BM3D runs once per eval image, the second run reads it back."""
+    calls = []
+
+    def bm3d(noisy, sigma):
+        calls.append(sigma)
+        return noisy.clone() * 0.9
+
+    monkeypatch.setattr(baselines, "bm3d_denoise", bm3d)
+    monkeypatch.setenv("N2N_BASELINE_CACHE", str(tmp_path / "cache"))
+    tables = []
+    for targets in ("noisy", "clean"):
+        out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", "kodak", "--targets", targets,
+                       "--out", str(tmp_path / targets)])
+        tables.append((out / "table.md").read_text().splitlines())
+    assert len(calls) == 1
+    bm3d_cells = [next(line for line in t if line.startswith("| Kodak |")).split("|")[-3] for t in tables]
+    assert bm3d_cells[0] == bm3d_cells[1]
+
+
+def test_cpu_preset_evaluates_whole_images_with_stated_subsets(tmp_path):
+    """The cpu preset: whole images, every image of a set unless the set is capped (and then the cap is said)."""
+    P = PRESETS["cpu"]
+    assert P.eval_crop is None and P.eval_images is None and P.baseline_images is None
+    _images(tmp_path / "kodak", 3, size=(20, 24))
+    _images(tmp_path / "cbsd68", 4, size=(18, 22), seed=2)
+    ctx = experiments.Context(preset=replace(P, eval_limits=(("cbsd68", 2),)), targets="both",
+                              device=torch.device("cpu"), seed=0, train_dir=tmp_path,
+                              eval_dirs=[tmp_path / "kodak", tmp_path / "cbsd68"])
+    sets = experiments._eval_sets(ctx)
+    assert [(name, len(images)) for name, images in sets] == [("kodak", 3), ("cbsd68", 2)]
+    assert [name for name, _ in sets[1][1]] == ["img0.png", "img1.png"]  # the first files, a fixed subset
+    assert all(img.shape[-2:] == (20, 24) for _, img in sets[0][1])  # not cropped
+    note = experiments._eval_note(ctx, sets)
+    assert "whole images" in note and "kodak 3" in note and "cbsd68 2 (the first" in note
 
 
 @pytest.mark.parametrize("argv, expect", [

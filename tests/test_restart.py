@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from n2n_live.checkpoint import read_checkpoint
 from offline_experiments import cli
@@ -27,42 +28,76 @@ def _images(folder: Path, n: int, size=(40, 44), seed=0):
         Image.fromarray((rng.random(size + (3,)) * 255).astype(np.uint8)).save(folder / f"img{i}.png")
 
 
-def test_killed_experiment_restarts_cleanly(tmp_path):
+def _weights(path: Path) -> dict:
+    return read_checkpoint(path)["net"]
+
+
+def test_killed_experiment_resumes_where_it_stopped(tmp_path):
+    """Killed while training its second network, the same command again loads the finished first network, resumes
+    the second from its saved state and ends with exactly the weights of an uninterrupted run."""
     data = tmp_path / "data"
     _images(data / "images" / "train", 3)
     _images(data / "images" / "kodak", 1, seed=1)
-    out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "offline_experiments.cli", "gaussian", "--data-root", str(data), "--eval", "kodak",
-           "--targets", "noisy", "--iters", "30", "--eval-images", "1", "--threads", "1", "--device", "cpu",
-           "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    # First run: killed as soon as it has written training statistics (mid-training).
-    p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def command(out: Path) -> list[str]:
+        return [sys.executable, "-m", "offline_experiments.cli", "gaussian", "--data-root", str(data), "--eval",
+                "kodak", "--iters", "60", "--eval-images", "1", "--threads", "1", "--device", "cpu", "--out", str(out)]
+
+    whole = tmp_path / "whole"
+    r = subprocess.run(command(whole), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+
+    out = tmp_path / "run"
+    # First run: killed as soon as the second network (noisy targets) has saved a training state.
+    p = subprocess.Popen(command(out), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / ".noisy-targets.state.pt"
     deadline = time.monotonic() + 600
-    while not (out / "stats.jsonl").exists() and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    while not state.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert p.returncode == -signal.SIGKILL, "the run ended before it could be killed"
     config = json.loads((out / "config.json").read_text())
     assert config["finished"] is False and not (out / "table.md").exists()
+    resumed_at = read_checkpoint(state)["train_state"]["iter"]
+    assert 0 < resumed_at < 60
     for pt in out.glob("*.pt"):
         read_checkpoint(pt)  # whatever exists is whole (atomic writes)
-    stats_before = (out / "stats.jsonl").read_text()
     (out / ".noisy-targets.abc123.tmp.pt").write_bytes(b"half a checkpoint")  # what a kill mid-write leaves
 
-    # The same command again: a clean restart in the same folder, to the end.
-    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    # The same command again: the first network is loaded, the second resumes, both end as in the whole run.
+    r = subprocess.run(command(out), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    assert "restarting" in r.stderr
-    config = json.loads((out / "config.json").read_text())
-    assert config["finished"] is True
-    table = (out / "table.md").read_text()
-    assert "| data set |" in table and "noisy targets" in table
+    assert "resuming it" in r.stderr
+    assert "clean targets: trained before the interruption" in r.stderr
+    assert f"noisy targets: resuming at iteration {resumed_at} of 60" in r.stderr
+    assert json.loads((out / "config.json").read_text())["finished"] is True
+    for name in ("clean-targets.pt", "noisy-targets.pt"):
+        a, b = _weights(whole / name), _weights(out / name)
+        assert all(torch.equal(a[k], b[k]) for k in a), f"{name}: resumed weights differ from an uninterrupted run"
+    assert (out / "table.md").read_text() == (whole / "table.md").read_text()
     stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
-    assert sum(1 for s in stats if s.get("kind") == "final") == 1  # one run's records, not two
-    assert read_checkpoint(out / "noisy-targets.pt")["meta"]["iters"] == 30
-    assert not list(out.glob(".*tmp*"))
+    assert sorted(s["run"] for s in stats if s.get("kind") == "final") == ["clean targets", "noisy targets"]
+    curve = [s["iter"] for s in stats if s.get("run") == "noisy targets" and "iter" in s]
+    assert curve == sorted(set(curve)), "a resumed run repeated curve points"
+    assert not list(out.glob(".*tmp*")) and not list(out.glob(".*.state.pt"))
+
+
+def test_a_finished_run_starts_afresh(tmp_path):
+    """Only an unfinished run of the same command resumes: a finished one in an explicit --out is replaced."""
+    data = tmp_path / "data"
+    _images(data / "images" / "train", 2)
+    _images(data / "images" / "kodak", 1, seed=1)
+    out = tmp_path / "run"
+    args = ["gaussian", "--data-root", str(data), "--eval", "kodak", "--targets", "noisy", "--iters", "5",
+            "--eval-images", "1", "--threads", "1", "--device", "cpu", "--out", str(out)]
+    cli.run(args)
+    first = (out / "stats.jsonl").read_text().splitlines()
+    cli.run(args)
+    again = (out / "stats.jsonl").read_text().splitlines()
+    assert len(again) == len(first)  # the same run again, not appended to the first
+    assert sum('"kind": "final"' in line for line in again) == 1
 
 
 def test_default_folder_reuses_an_unfinished_run_of_the_same_command(tmp_path, monkeypatch):
