@@ -25,7 +25,8 @@ from n2n_live.validate import ArgumentParser, check_output_dir, integer, nonempt
 
 from .baseline_cache import BaselineCache, default_cache_dir
 from .datasets import DATA_ENV, default_data_root, list_images, resolve_folder
-from .experiments import EXPERIMENTS, Context
+from .columns import Context
+from .experiments import EXPERIMENTS
 from .mri import find_volumes
 from .presets import PRESETS, get_preset
 from .report import write_config, write_report

@@ -17,7 +17,7 @@ from n2n_live.checkpoint import load_checkpoint, read_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.losses import l0_annealed, l0_gamma, l1, l2
 from n2n_live.train_step import TrainStep, rampdown_lr
-from offline_experiments import baselines, cli, corruptions as C, datasets, experiments, mri, training
+from offline_experiments import baselines, cli, columns, corruptions as C, datasets, experiments, mri, training
 from offline_experiments.presets import PRESETS
 from offline_experiments.report import Column, Result, table_markdown
 
@@ -182,9 +182,9 @@ def test_nifti_slices(tmp_path):
 
 def test_l0_annealing_schedule():
     assert l0_gamma(0.0) == 2.0 and l0_gamma(0.5) == pytest.approx(1.0) and l0_gamma(1.0) == 0.0
-    kw = experiments._loss_kw("l0")
+    kw = columns._loss_kw("l0")
     assert kw(0.0) == {"gamma": 2.0} and kw(1.0) == {"gamma": 0.0}
-    assert experiments._loss_kw("l2") is None
+    assert columns._loss_kw("l2") is None
 
 
 def test_l2_l1_l0_find_mean_median_mode():
@@ -427,14 +427,14 @@ def test_cpu_preset_evaluates_whole_images_with_stated_subsets(tmp_path):
     assert P.eval_crop is None and P.eval_images is None and P.baseline_images is None
     _images(tmp_path / "kodak", 3, size=(20, 24))
     _images(tmp_path / "cbsd68", 4, size=(18, 22), seed=2)
-    ctx = experiments.Context(preset=replace(P, eval_limits=(("cbsd68", 2),)), targets="both",
+    ctx = columns.Context(preset=replace(P, eval_limits=(("cbsd68", 2),)), targets="both",
                               device=torch.device("cpu"), seed=0, train_dir=tmp_path,
                               eval_dirs=[tmp_path / "kodak", tmp_path / "cbsd68"])
-    sets = experiments._eval_sets(ctx)
+    sets = columns.eval_sets(ctx)
     assert [(name, len(images)) for name, images in sets] == [("kodak", 3), ("cbsd68", 2)]
     assert [name for name, _ in sets[1][1]] == ["img0.png", "img1.png"]  # the first files, a fixed subset
     assert all(img.shape[-2:] == (20, 24) for _, img in sets[0][1])  # not cropped
-    note = experiments._eval_note(ctx, sets)
+    note = columns.eval_note(ctx, sets)
     assert "whole images" in note and "kodak 3" in note and "cbsd68 2 (the first" in note
 
 
