@@ -121,7 +121,7 @@ def baseline_column(ctx: Context, label: str, fn: Callable[[EvalItem], torch.Ten
     n = ctx.preset.baseline_images if limit else None
     chosen, outputs, per_set, t0 = [], [], {}, time.time()
     hits = ctx.baselines.hits
-    for it in tqdm([it for it in items], desc=label, file=sys.stderr, leave=False, dynamic_ncols=True):
+    for it in tqdm(items, desc=label, file=sys.stderr, leave=False, dynamic_ncols=True):
         if n is not None and per_set.get(it.set, 0) >= n:
             continue
         per_set[it.set] = per_set.get(it.set, 0) + 1
