@@ -37,6 +37,7 @@ PROG = "n2n-experiment"
 # Kodak, BSD300 (CBSD68 here) and Set14: Table 1's order. Figures 1 and 5 use Kodak only.
 DEFAULT_EVAL = {"capture-budget": "kodak", "impulse-levels": "kodak", "mri": "mri"}
 DEFAULT_EVAL_ALL = "kodak,cbsd68,set14"
+NO_TARGETS_CHOICE = ("capture-budget", "impulse-levels")  # each fixes its own targets: --targets is ignored there
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="experiment: " + ", ".join(EXPERIMENTS))
     p.add_argument("--preset", default="quick", help="quick (minutes on a CPU), cpu (about half an hour per network on a "
                                                       "2-core CPU, whole eval images) or paper (the paper's settings, GPU)")
-    p.add_argument("--targets", default="both", help="noisy, clean or both (default both)")
+    p.add_argument("--targets", default="both",
+                   help="noisy, clean or both (default both); none: only the baseline and the input, which fills the "
+                        "baseline cache beside training runs (not capture-budget or impulse-levels)")
     p.add_argument("--train-dir", help="training images (default DATA/images/train; mri: DATA/mri, NIfTI)")
     p.add_argument("--eval", help="comma-separated eval folders, by path or by name under DATA/images "
                                   f"(default {DEFAULT_EVAL_ALL}; mri: DATA/mri, held-out slab when shared)")
@@ -121,8 +124,10 @@ def make_context(args, command: str = "") -> tuple[Context, Path, dict]:
         raise UserError(f"unknown experiment {args.name!r}; choose one of: {', '.join(EXPERIMENTS)}")
     if args.preset not in PRESETS:
         raise UserError(f"unknown preset {args.preset!r}; choose one of: {', '.join(PRESETS)}")
-    if args.targets not in ("noisy", "clean", "both"):
-        raise UserError(f"--targets must be noisy, clean or both, not {args.targets!r}")
+    if args.targets not in ("noisy", "clean", "both", "none"):
+        raise UserError(f"--targets must be noisy, clean, both or none, not {args.targets!r}")
+    if args.targets == "none" and args.name in NO_TARGETS_CHOICE:
+        raise UserError(f"--targets none does not apply to {args.name}: it trains all its networks")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -31,7 +31,7 @@ from .training import Batches, EvalItem, RunOutcome, StatsLog, fit, make_eval_it
 class Context:
     """Everything an experiment needs from the command line."""
     preset: Preset
-    targets: str  # noisy | clean | both
+    targets: str  # noisy | clean | both | none (baselines and input only)
     device: torch.device
     seed: int
     train_dir: Path  # an image folder, or (MRI) a NIfTI file/folder

@@ -394,6 +394,15 @@ def test_saved_gaussian_network_denoises_a_png_through_n2n_denoise(tiny_data, ti
     assert np.abs(got - want).max() <= 1 / 255 + 1e-4
 
 
+@pytest.mark.parametrize("name", [n for n in experiments.EXPERIMENTS if n not in cli.NO_TARGETS_CHOICE])
+def test_targets_none_runs_only_the_baseline_and_input(name, tiny_data, tiny_preset, tmp_path):
+    argv = [name, "--data-root", str(tiny_data), "--targets", "none", "--out", str(tmp_path / "run")]
+    out = cli.run(argv + (["--eval", "kodak"] if name != "mri" else []))
+    header = next(line for line in (out / "table.md").read_text().splitlines() if line.startswith("| data set |"))
+    assert "input" in header and "targets" not in header
+    assert not list(out.glob("*.pt")) and (out / "grid.png").exists()
+
+
 def test_targets_flag_and_workers(tiny_data, tiny_preset, tmp_path):
     out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", "kodak", "--targets", "noisy",
                    "--workers", "1", "--out", str(tmp_path / "g")])
@@ -402,7 +411,8 @@ def test_targets_flag_and_workers(tiny_data, tiny_preset, tmp_path):
 
 
 def test_other_target_type_reuses_the_cached_baseline(tiny_data, tiny_preset, tmp_path, monkeypatch):
-    """`--targets noisy` then `--targets clean`: BM3D runs once per eval image, the second run reads it back."""
+    """`--targets none` (baselines only), then `noisy`, then `clean`: BM3D runs once per eval image, in the first
+    run, and the later runs read it back."""
     calls = []
 
     def bm3d(noisy, sigma):
@@ -412,13 +422,15 @@ def test_other_target_type_reuses_the_cached_baseline(tiny_data, tiny_preset, tm
     monkeypatch.setattr(baselines, "bm3d_denoise", bm3d)
     monkeypatch.setenv("N2N_BASELINE_CACHE", str(tmp_path / "cache"))
     tables = []
-    for targets in ("noisy", "clean"):
+    for targets in ("none", "noisy", "clean"):
         out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", "kodak", "--targets", targets,
                        "--out", str(tmp_path / targets)])
         tables.append((out / "table.md").read_text().splitlines())
     assert len(calls) == 1
     bm3d_cells = [next(line for line in t if line.startswith("| Kodak |")).split("|")[-3] for t in tables]
-    assert bm3d_cells[0] == bm3d_cells[1]
+    assert bm3d_cells[0] == bm3d_cells[1] == bm3d_cells[2]
+    assert "| data set | images | BM3D | input |" in tables[0]  # no network trained or saved
+    assert not list((tmp_path / "none").glob("*.pt"))
 
 
 def test_cpu_preset_evaluates_whole_images_with_stated_subsets(tmp_path):
@@ -441,6 +453,7 @@ def test_cpu_preset_evaluates_whole_images_with_stated_subsets(tmp_path):
 @pytest.mark.parametrize("argv, expect", [
     (["nosuch"], "unknown experiment"),
     (["gaussian", "--targets", "dirty"], "--targets"),
+    (["capture-budget", "--targets", "none"], "--targets none"),
     (["gaussian", "--iters", "0"], "--iters"),
     (["gaussian", "--train-dir", "EMPTY", "--eval", "kodak"], "no images"),
     (["gaussian", "--eval", "kodak,EMPTY"], "no images"),
