@@ -1,27 +1,21 @@
 """Tests of offline_experiments (issue 5): corruptions, MRI sampling, data, baselines, the paper's central claim on
-a toy problem, and a smoke run of every experiment through the CLI. CPU only; tiny synthetic data in tmp_path."""
+a toy problem (the CLI end to end: test_experiment_cli.py). CPU only; tiny synthetic data in tmp_path."""
 from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
-from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from n2n_live.checkpoint import load_checkpoint, read_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.losses import l0_annealed, l0_gamma, l1, l2
 from n2n_live.train_step import TrainStep, rampdown_lr
-from offline_experiments import baselines, cli, columns, corruptions as C, datasets, experiments, mri, training
-from offline_experiments.presets import PRESETS
+from offline_experiments import baselines, columns, corruptions as C, datasets, mri, training
 from offline_experiments.report import Column, Result, table_markdown
+from tests.experiment_data import image_folder, nifti_volume
 
-REPO = Path(__file__).resolve().parent.parent
 
 
 def gen(seed=0):
@@ -141,25 +135,14 @@ def test_spectral_replacement_keeps_known_frequencies_exactly():
     assert torch.allclose(mri.zero_filled(measured), torch.fft.ifft2(measured).real)
 
 
-def _write_volume(path: Path, shape=(40, 44, 30), empty=(0, 1, 2, 27, 28, 29)):
-    import nibabel as nib
-
-    vol = np.zeros(shape, np.float32)
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    head = ((yy - shape[0] / 2) ** 2 / (0.4 * shape[0]) ** 2 + (xx - shape[1] / 2) ** 2 / (0.4 * shape[1]) ** 2) < 1
-    for z in range(shape[2]):
-        if z not in empty:
-            vol[:, :, z] = head * (60 + 40 * np.sin(yy / 3.0 + z) * np.cos(xx / 4.0))
-    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(path))
-    return path
 
 
 def test_nifti_slices(tmp_path):
-    f = _write_volume(tmp_path / "v.nii.gz")
+    f = nifti_volume(tmp_path / "v.nii.gz")
     slices, pos = mri.load_slices(f, size=64)
     assert slices.shape == (24, 1, 64, 64)  # the six empty slices are skipped
     assert slices.min() >= 0 and slices.max() <= 1 and slices.max() > 0.9
-    big, _ = mri.load_slices(_write_volume(tmp_path / "big.nii", shape=(80, 100, 8), empty=()), size=64)
+    big, _ = mri.load_slices(nifti_volume(tmp_path / "big.nii", shape=(80, 100, 8), empty=()), size=64)
     assert big.shape == (8, 1, 64, 64)  # larger slices are scaled down to fit
     train, val = mri.load_mri_sets([f], [f], 64)  # same volume: disjoint axial slabs
     assert len(train) + len(val) < 24 and len(val) > 0
@@ -244,21 +227,12 @@ def test_noisy_targets_reach_the_clean_target_solution():
 # ---------------------------------------------------------------------------------------------------------
 # Data and baselines
 
-def _images(folder: Path, n: int, size=(48, 56), mode="RGB", suffix=".png", seed=0):
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        shape = size + ((3,) if mode == "RGB" else ())
-        Image.fromarray((rng.random(shape) * 255).astype(np.uint8), mode).save(folder / f"img{i}{suffix}")
-    return folder
 
 
 def test_image_folder(tmp_path, recwarn):
     root = tmp_path / "train"
-    _images(root / "a", 2)
-    _images(root / "b", 1, size=(20, 20), mode="L", suffix=".bmp")
+    image_folder(root / "a", 2)
+    image_folder(root / "b", 1, size=(20, 20), mode="L", suffix=".bmp")
     (root / "broken.jpg").write_bytes(b"not an image")
     ds = datasets.ImageFolder(root, crop=32)
     assert len(ds) == 2  # the small image is skipped, the broken one too
@@ -318,163 +292,3 @@ def test_table_average_is_mean_of_set_means():
     md = table_markdown(Result("x", "T", ["a", "b"], cols))
     assert "| **Average** | 3 | **29.50** | **21.00** |" in md  # images: 2 + 1
     assert "| a | 2 | 31.00 | 20.00 |" in md
-
-
-# ---------------------------------------------------------------------------------------------------------
-# The CLI: a smoke run of every experiment, and bad input
-
-TINY = dict(crop=32, batch=2, iters=2, eval_every=1, eval_images=1, eval_crop=32, baseline_images=1,
-            brown_bandwidths=(1.0,), impulse_levels=(0.5,), impulse_eval_levels=(0.3, 0.8), levels_iters=2, capture_budget=40, mri_size=32,
-            mri_iters=2, mri_eval_slices=2, workers=0)
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    _images(root / "images" / "train" / "photos", 3, size=(40, 44))
-    _images(root / "images" / "kodak", 1, size=(36, 40), seed=1)
-    (root / "mri").mkdir()
-    _write_volume(root / "mri" / "head.nii.gz")
-    return root
-
-
-@pytest.fixture
-def tiny_preset(monkeypatch):
-    monkeypatch.setitem(PRESETS, "quick", replace(PRESETS["quick"], **TINY))
-    # BM3D costs seconds even on a 36x40 image; its own test covers it.
-    monkeypatch.setattr(baselines, "bm3d_denoise", lambda noisy, sigma: noisy.clone())
-
-
-@pytest.mark.parametrize("name", list(experiments.EXPERIMENTS))
-def test_every_experiment_smoke(name, tiny_data, tiny_preset, tmp_path):
-    out = cli.run([name, "--data-root", str(tiny_data), "--eval", "kodak", "--out", str(tmp_path / "run")]
-                  if name != "mri" else [name, "--data-root", str(tiny_data), "--out", str(tmp_path / "run")])
-    table = (out / "table.md").read_text()
-    assert "| data set |" in table and "input" in table
-    for f in ("curves.png", "grid.png", "config.json", "stats.jsonl"):
-        assert (out / f).stat().st_size > 0, f
-    cfg = json.loads((out / "config.json").read_text())
-    assert cfg["experiment"] == name and cfg["preset"]["iters"] == 2
-    stats = [json.loads(line) for line in (out / "stats.jsonl").read_text().splitlines()]
-    assert any(s.get("kind") == "final" for s in stats)
-    if name in ("impulse", "impulse-levels"):
-        assert (out / "levels.png").exists()
-    if name == "impulse":
-        assert "| 80 % |" in table  # the level sweep's table
-    # Every trained network is saved for n2n-denoise, its kind the experiment's name.
-    ckpts = sorted(out.glob("*.pt"))
-    assert ckpts and len(ckpts) == sum(1 for s in stats if s.get("kind") == "final")
-    state = read_checkpoint(ckpts[0])
-    assert state["kind"] == name and state["n_in"] == (1 if name == "mri" else 3)
-    assert state["meta"]["experiment"] == name and state["meta"]["iters"] == 2
-    assert not list(out.glob(".*tmp*"))  # atomic writes leave no temporaries
-
-
-def test_saved_gaussian_network_denoises_a_png_through_n2n_denoise(tiny_data, tiny_preset, tmp_path):
-    """An experiment's checkpoint goes through `python -m n2n_live.denoise_cli` and gives what the experiment's
-    own inference seam (training.denoise: [0, 1] - 0.5 -> network -> + 0.5) gives, to 8-bit rounding."""
-    from PIL import Image
-
-    out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", "kodak", "--targets", "noisy",
-                   "--out", str(tmp_path / "g")])
-    ckpt = out / "noisy-targets.pt"
-    rng = np.random.default_rng(3)
-    img = (rng.random((40, 52, 3)) * 255).astype(np.uint8)
-    Image.fromarray(img).save(tmp_path / "noisy.png")
-    r = subprocess.run([sys.executable, "-m", "n2n_live.denoise_cli", "--checkpoint", str(ckpt), "--input",
-                        str(tmp_path / "noisy.png"), "--out", str(tmp_path / "clean.png"), "--device", "cpu"],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    got = np.asarray(Image.open(tmp_path / "clean.png"), dtype=np.float32) / 255.0
-    net, _ = load_checkpoint(ckpt)
-    x = torch.from_numpy(img.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
-    with torch.no_grad():
-        want = training.denoise(net, x)[0].clamp(0, 1).permute(1, 2, 0).numpy()
-    assert got.shape == want.shape
-    assert np.abs(got - want).max() <= 1 / 255 + 1e-4
-
-
-@pytest.mark.parametrize("name", [n for n in experiments.EXPERIMENTS if n not in cli.NO_TARGETS_CHOICE])
-def test_targets_none_runs_only_the_baseline_and_input(name, tiny_data, tiny_preset, tmp_path):
-    argv = [name, "--data-root", str(tiny_data), "--targets", "none", "--out", str(tmp_path / "run")]
-    out = cli.run(argv + (["--eval", "kodak"] if name != "mri" else []))
-    header = next(line for line in (out / "table.md").read_text().splitlines() if line.startswith("| data set |"))
-    assert "input" in header and "targets" not in header
-    assert not list(out.glob("*.pt")) and (out / "grid.png").exists()
-
-
-def test_targets_flag_and_workers(tiny_data, tiny_preset, tmp_path):
-    out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", "kodak", "--targets", "noisy",
-                   "--workers", "1", "--out", str(tmp_path / "g")])
-    header = (out / "table.md").read_text().splitlines()[4]
-    assert "noisy targets" in header and "clean targets" not in header
-
-
-def test_other_target_type_reuses_the_cached_baseline(tiny_data, tiny_preset, tmp_path, monkeypatch):
-    """`--targets none` (baselines only), then `noisy`, then `clean`: BM3D runs once per eval image, in the first
-    run, and the later runs read it back."""
-    calls = []
-
-    def bm3d(noisy, sigma):
-        calls.append(sigma)
-        return noisy.clone() * 0.9
-
-    monkeypatch.setattr(baselines, "bm3d_denoise", bm3d)
-    monkeypatch.setenv("N2N_BASELINE_CACHE", str(tmp_path / "cache"))
-    tables = []
-    for targets in ("none", "noisy", "clean"):
-        out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", "kodak", "--targets", targets,
-                       "--out", str(tmp_path / targets)])
-        tables.append((out / "table.md").read_text().splitlines())
-    assert len(calls) == 1
-    bm3d_cells = [next(line for line in t if line.startswith("| Kodak |")).split("|")[-3] for t in tables]
-    assert bm3d_cells[0] == bm3d_cells[1] == bm3d_cells[2]
-    assert "| data set | images | BM3D | input |" in tables[0]  # no network trained or saved
-    assert not list((tmp_path / "none").glob("*.pt"))
-
-
-def test_cpu_preset_evaluates_whole_images_with_stated_subsets(tmp_path):
-    """The cpu preset: whole images, every image of a set unless the set is capped (and then the cap is said)."""
-    P = PRESETS["cpu"]
-    assert P.eval_crop is None and P.eval_images is None and P.baseline_images is None
-    _images(tmp_path / "kodak", 3, size=(20, 24))
-    _images(tmp_path / "cbsd68", 4, size=(18, 22), seed=2)
-    ctx = columns.Context(preset=replace(P, eval_limits=(("cbsd68", 2),)), targets="both",
-                              device=torch.device("cpu"), seed=0, train_dir=tmp_path,
-                              eval_dirs=[tmp_path / "kodak", tmp_path / "cbsd68"])
-    sets = columns.eval_sets(ctx)
-    assert [(name, len(images)) for name, images in sets] == [("kodak", 3), ("cbsd68", 2)]
-    assert [name for name, _ in sets[1][1]] == ["img0.png", "img1.png"]  # the first files, a fixed subset
-    assert all(img.shape[-2:] == (20, 24) for _, img in sets[0][1])  # not cropped
-    note = columns.eval_note(ctx, sets)
-    assert "whole images" in note and "kodak 3" in note and "cbsd68 2 (the first" in note
-
-
-@pytest.mark.parametrize("argv, expect", [
-    (["nosuch"], "unknown experiment"),
-    (["gaussian", "--targets", "dirty"], "--targets"),
-    (["capture-budget", "--targets", "none"], "--targets none"),
-    (["gaussian", "--iters", "0"], "--iters"),
-    (["gaussian", "--train-dir", "EMPTY", "--eval", "kodak"], "no images"),
-    (["gaussian", "--eval", "kodak,EMPTY"], "no images"),
-    (["gaussian", "--eval", "no/such/folder"], "no/such/folder"),
-    (["mri", "--train-dir", "EMPTY"], "no NIfTI"),
-    (["gaussian", "--bogus-flag"], "bogus"),
-])
-def test_bad_input_exits_2(argv, expect, tmp_path, tiny_data, capsys):
-    (tmp_path / "empty").mkdir()
-    argv = [a.replace("EMPTY", str(tmp_path / "empty")) for a in argv]
-    with pytest.raises(SystemExit) as e:
-        cli.main(argv + ["--data-root", str(tiny_data), "--out", str(tmp_path / "o")])
-    assert e.value.code == 2
-    err = capsys.readouterr().err.strip()
-    assert expect in err and len(err.splitlines()) == 1 and "Traceback" not in err
-
-
-def test_bad_input_subprocess_one_line(tmp_path):
-    (tmp_path / "empty").mkdir()
-    r = subprocess.run([sys.executable, "-m", "offline_experiments.cli", "gaussian", "--train-dir",
-                        str(tmp_path / "empty"), "--eval", str(tmp_path / "empty")],
-                       cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2
-    assert r.stderr.strip().count("\n") == 0 and "empty" in r.stderr and "Traceback" not in r.stderr

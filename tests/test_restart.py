@@ -10,22 +10,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from n2n_live.checkpoint import read_checkpoint
 from offline_experiments import cli
+from tests.experiment_data import image_folder
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _images(folder: Path, n: int, size=(40, 44), seed=0):
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray((rng.random(size + (3,)) * 255).astype(np.uint8)).save(folder / f"img{i}.png")
 
 
 def _weights(path: Path) -> dict:
@@ -36,8 +27,8 @@ def test_killed_experiment_resumes_where_it_stopped(tmp_path):
     """Killed while training its second network, the same command again loads the finished first network, resumes
     the second from its saved state and ends with exactly the weights of an uninterrupted run."""
     data = tmp_path / "data"
-    _images(data / "images" / "train", 3)
-    _images(data / "images" / "kodak", 1, seed=1)
+    image_folder(data / "images" / "train", 3, size=(40, 44))
+    image_folder(data / "images" / "kodak", 1, size=(40, 44), seed=1)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
 
     def command(out: Path) -> list[str]:
@@ -87,8 +78,8 @@ def test_killed_experiment_resumes_where_it_stopped(tmp_path):
 def test_a_finished_run_starts_afresh(tmp_path):
     """Only an unfinished run of the same command resumes: a finished one in an explicit --out is replaced."""
     data = tmp_path / "data"
-    _images(data / "images" / "train", 2)
-    _images(data / "images" / "kodak", 1, seed=1)
+    image_folder(data / "images" / "train", 2, size=(40, 44))
+    image_folder(data / "images" / "kodak", 1, size=(40, 44), seed=1)
     out = tmp_path / "run"
     args = ["gaussian", "--data-root", str(data), "--eval", "kodak", "--targets", "noisy", "--iters", "5",
             "--eval-images", "1", "--threads", "1", "--device", "cpu", "--out", str(out)]
