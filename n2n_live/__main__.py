@@ -1,4 +1,4 @@
 """`python -m n2n_live` = `n2n-live`."""
-from .cli import main
+from .commands.cli import main
 
 main()

@@ -1,6 +1,6 @@
 """File names of exported Monte Carlo datasets: written by `n2n-export`, read by `n2n-train` and `n2n-denoise`.
 
-The names follow Intel Open Image Denoise's training toolkit (why, and how its groups work: `n2n_live.export`):
+The names follow Intel Open Image Denoise's training toolkit (why, and how its groups work: `n2n_live.commands.export`):
 
     <view>_<r>_<NNNN>spp.hdr.exr   .alb.exr   .nrm.exr      r = a, b, ... (independent realisations)
     <view>_<r>_ref.hdr.exr                                  (the same reference for every r)

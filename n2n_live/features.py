@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import torch
 
+from .models import linear_channels
 from .tonemap import T
 
 N_FEATURES = 9
@@ -59,6 +60,6 @@ def network_input(net, colour: torch.Tensor, albedo: torch.Tensor, normal: torch
             history = torch.ones(x.shape[0], x.shape[2], x.shape[3], device=x.device)
         hist = history_feature(history.to(x.device))
         parts.append(hist.expand(x.shape[0], 1, *x.shape[2:]))
-    if getattr(net, "linear_channels", 0):
+    if linear_channels(net):
         parts.append(target(colour))
     return torch.cat(parts, dim=1) if len(parts) > 1 else x

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .errors import UserError
-from .network import run_padded
+from .models.unet import run_padded
 
 
 def _ramp(n: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:

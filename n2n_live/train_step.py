@@ -12,7 +12,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .network import run_padded
+from .models.unet import run_padded
 
 LR_MC = 3e-4  # Monte Carlo denoising: "better stability" (Appendix A.2)
 LR_DEFAULT = 1e-3  # every other experiment

@@ -36,7 +36,7 @@ import torch.distributed as dist
 
 from n2n_live import models
 from n2n_live.checkpoint import model_spec, read_checkpoint, save_checkpoint
-from n2n_live.denoiser import mc_output
+from n2n_live.live.denoiser import mc_output
 from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.features import network_input
 from n2n_live.io_utils import write_json

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from n2n_live.checkpoint import read_checkpoint, save_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.losses import LOSSES, l0_gamma
-from n2n_live.network import UNet
+from n2n_live.models.unet import UNet
 
 from .baseline_cache import BaselineCache
 from .corruptions import Corruption, sample_levels

@@ -1,7 +1,7 @@
 """Reading exported Monte Carlo EXR datasets (`n2n-export`, Intel OIDN training-toolkit naming).
 
 A dataset folder holds, per view and spp level, independent noisy realisations with albedo and normal, and one
-high-spp reference per view (`n2n_live.dataset_names`; why these names: `n2n_live.export`):
+high-spp reference per view (`n2n_live.dataset_names`; why these names: `n2n_live.commands.export`):
 
     <view>_<r>_<NNNN>spp.hdr.exr   .alb.exr   .nrm.exr      r = a, b, ... (independent realisations)
     <view>_<r>_ref.hdr.exr                                  (the same reference for every r)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from n2n_live.checkpoint import read_checkpoint, save_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.metrics import psnr
-from n2n_live.network import run_padded
+from n2n_live.models.unet import run_padded
 from n2n_live.train_step import TrainStep, rampdown_lr
 
 Batch = tuple[torch.Tensor, torch.Tensor, dict]  # inputs, targets, extra loss arguments (all in [0, 1] space)

@@ -26,7 +26,7 @@ import numpy as np
 from .camera import Camera, CameraPath, orbit_path
 from .errors import SceneError
 
-AOVS = "albedo:albedo,nn:sh_normal,pos:position"  # position: for temporal reprojection (n2n_live.temporal)
+AOVS = "albedo:albedo,nn:sh_normal,pos:position"  # position: for temporal reprojection (n2n_live.live.temporal)
 DEFAULT_INTEGRATOR = {"type": "path", "max_depth": 8}
 SPP = 8  # the sampler's sample count; every render call passes its own spp anyway
 ORBIT_FRAMES = 480

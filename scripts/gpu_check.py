@@ -140,8 +140,8 @@ def live(path: Path, size: int, frames: int, device: str, variant: str) -> dict:
     reference: the figure the 33 ms goal is about. The parts are the loop's own per-frame timings."""
     import dataclasses
 
-    from n2n_live.config import preset
-    from n2n_live.live import LiveLoop
+    from n2n_live.live.config import preset
+    from n2n_live.live.loop import LiveLoop
 
     cfg = preset("gpu", width=size, height=size, frames=frames, reference_spp=0, compare=(), device=device,
                  variant=None if variant in ("", "auto") else variant)

@@ -104,11 +104,11 @@ if [ "$TESTS" != none ]; then
 fi
 
 if [ -n "$VARIANT" ]; then
-  # n2n-bench runs every model the live loop offers (n2n_live.bench.model_names) in one process.
-  stage bench 80 "$PY" -m n2n_live.bench --size "$SIZE" --device "$DEVICE" "${variant_args[@]}" \
+  # n2n-bench runs every model the live loop offers (n2n_live.commands.bench.model_names) in one process.
+  stage bench 80 "$PY" -m n2n_live.commands.bench --size "$SIZE" --device "$DEVICE" "${variant_args[@]}" \
     --json "$WORK/bench.json" ${N2N_CHECK_BENCH_ARGS:-}
   if [ "${N2N_CHECK_COMPILE:-1}" = 1 ]; then
-    stage bench_compiled 60 "$PY" -m n2n_live.bench --size "$SIZE" --device "$DEVICE" "${variant_args[@]}" \
+    stage bench_compiled 60 "$PY" -m n2n_live.commands.bench --size "$SIZE" --device "$DEVICE" "${variant_args[@]}" \
       --models paper --compile --json "$WORK/bench_compiled.json" ${N2N_CHECK_BENCH_ARGS:-}
   fi
 

@@ -112,8 +112,8 @@ def viewer(frames: int, every: int, tmp: Path) -> list:
 def switches(count: int, every: int) -> list:
     """The viewer's scene switch (LiveLoop.set_scene), in this process, without a window."""
     sys.path.insert(0, str(ROOT))
-    from n2n_live.config import LiveConfig
-    from n2n_live.live import LiveLoop
+    from n2n_live.live.config import LiveConfig
+    from n2n_live.live.loop import LiveLoop
 
     scenes = ("cornell-box", "caustics")
     loop = LiveLoop(LiveConfig(width=32, height=32, crop=32, iters_per_frame=1, sync=True))

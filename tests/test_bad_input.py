@@ -15,14 +15,14 @@ import pytest
 import torch
 
 from n2n_live.checkpoint import FORMAT, save_checkpoint
-from n2n_live.network import UNet
+from n2n_live.models.unet import UNet
 
 REPO = Path(__file__).resolve().parent.parent
 HAS_CUDA = torch.cuda.is_available()
 
 MODULES = {
-    "n2n-live": "n2n_live.cli", "n2n-export": "n2n_live.export", "n2n-train": "offline_experiments.batch_train",
-    "n2n-denoise": "n2n_live.denoise_cli", "n2n-bench": "n2n_live.bench", "n2n-experiment": "offline_experiments.cli",
+    "n2n-live": "n2n_live.commands.cli", "n2n-export": "n2n_live.commands.export", "n2n-train": "offline_experiments.batch_train",
+    "n2n-denoise": "n2n_live.commands.denoise", "n2n-bench": "n2n_live.commands.bench", "n2n-experiment": "offline_experiments.cli",
 }
 
 
@@ -209,7 +209,7 @@ def test_bad_input_in_process(row, files, tmp_path, monkeypatch, capfd):
 def _no_work(monkeypatch):
     """Each command's work replaced by a failure: a row must be refused before it, and a validation that stops
     working makes its row fail at once instead of starting a real render or training run."""
-    from n2n_live import bench, export, headless
+    from n2n_live.commands import bench, export, headless
     from offline_experiments import batch_train, experiments
 
     def work(*a, **k):
@@ -270,7 +270,7 @@ def test_a_few_nan_pixels_are_repaired_and_counted(files, tmp_path, capfd):
     image out (without the repair, the NaN spreads through the U-Net and the result is black or refused)."""
     from PIL import Image
 
-    from n2n_live.denoise_cli import main
+    from n2n_live.commands.denoise import main
     from n2n_live.exr import write_exr
 
     img = np.random.default_rng(0).uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
@@ -287,7 +287,7 @@ def test_a_few_nan_pixels_are_repaired_and_counted(files, tmp_path, capfd):
 def test_a_run_whose_every_step_is_skipped_fails(tmp_path, monkeypatch, capfd):
     """An emitter of radiance 1e30: L_HDR overflows on every step, TrainStep skips them all; the run must not
     end as a success with an untrained network."""
-    from n2n_live.cli import main
+    from n2n_live.commands.cli import main
 
     (tmp_path / "hot.xml").write_text("""<scene version="3.0.0">
   <integrator type="path"/>

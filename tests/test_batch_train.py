@@ -13,7 +13,7 @@ import torch
 from n2n_live.checkpoint import read_checkpoint, save_checkpoint
 from n2n_live.exr import write_exr
 from n2n_live.dataset_names import noisy_name, parse_name, reference_name
-from n2n_live.network import UNet
+from n2n_live.models.unet import UNet
 from offline_experiments import batch_train, mc_dataset
 
 from conftest import wait_for

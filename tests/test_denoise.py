@@ -4,12 +4,12 @@ import pytest
 import torch
 from PIL import Image
 
-from n2n_live import denoise_cli
+from n2n_live.commands import denoise as denoise_cli
 from n2n_live.checkpoint import save_checkpoint
-from n2n_live.denoiser import Denoiser
+from n2n_live.live.denoiser import Denoiser
 from n2n_live.exr import read_exr, read_rgb, write_exr
 from n2n_live.features import assemble
-from n2n_live.network import UNet, run_padded
+from n2n_live.models.unet import UNet, run_padded
 
 
 def run(argv) -> int:

@@ -7,7 +7,7 @@ import types
 import pytest
 import torch
 
-from n2n_live.evaluation import HALVES_TO_FULL_DB, ReferenceStore, score_frame, should_evaluate
+from n2n_live.evaluation.references import HALVES_TO_FULL_DB, ReferenceStore, score_frame, should_evaluate
 from n2n_live.metrics import psnr_hdr
 
 
@@ -85,8 +85,8 @@ def test_input_is_the_pair_average():
 
 
 def test_live_loop_measures_only_scheduled_frames(tmp_path):
-    from n2n_live.config import LiveConfig
-    from n2n_live.live import LiveLoop
+    from n2n_live.live.config import LiveConfig
+    from n2n_live.live.loop import LiveLoop
 
     cfg = LiveConfig(scene="cornell-box", width=16, height=16, crop=16, spp=2, iters_per_frame=1, sync=True,
                      device="cpu", reference_spp=8, eval_every=2, reference_cache=str(tmp_path))

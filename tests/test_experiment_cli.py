@@ -70,7 +70,7 @@ def test_every_experiment_smoke(name, tiny_data, tiny_preset, tmp_path):
 
 
 def test_saved_gaussian_network_denoises_a_png_through_n2n_denoise(tiny_data, tiny_preset, tmp_path):
-    """An experiment's checkpoint goes through `python -m n2n_live.denoise_cli` and gives what the experiment's
+    """An experiment's checkpoint goes through `python -m n2n_live.commands.denoise` and gives what the experiment's
     own inference seam (training.denoise: [0, 1] - 0.5 -> network -> + 0.5) gives, to 8-bit rounding."""
     from PIL import Image
 
@@ -80,7 +80,7 @@ def test_saved_gaussian_network_denoises_a_png_through_n2n_denoise(tiny_data, ti
     rng = np.random.default_rng(3)
     img = (rng.random((40, 52, 3)) * 255).astype(np.uint8)
     Image.fromarray(img).save(tmp_path / "noisy.png")
-    r = subprocess.run([sys.executable, "-m", "n2n_live.denoise_cli", "--checkpoint", str(ckpt), "--input",
+    r = subprocess.run([sys.executable, "-m", "n2n_live.commands.denoise", "--checkpoint", str(ckpt), "--input",
                         str(tmp_path / "noisy.png"), "--out", str(tmp_path / "clean.png"), "--device", "cpu"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

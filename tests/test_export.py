@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("mitsuba")
 
-from n2n_live import export  # noqa: E402
+from n2n_live.commands import export  # noqa: E402
 from offline_experiments import mc_dataset  # noqa: E402
 
 TINY = ["--scene", "cornell-box", "--views", "3", "--size", "16x12", "--spp", "1,2", "--ref-spp", "4", "--quiet"]

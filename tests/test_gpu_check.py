@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import gpu_check  # noqa: E402
 
-from n2n_live.bench import main as bench_main  # noqa: E402
-from n2n_live.bench import model_names  # noqa: E402
+from n2n_live.commands.bench import main as bench_main  # noqa: E402
+from n2n_live.commands.bench import model_names  # noqa: E402
 
 
 # ~50 s of CPU time (five interpreters importing torch and Mitsuba), but the only run of the prepared GPU check

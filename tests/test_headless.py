@@ -14,9 +14,9 @@ import pytest
 from conftest import default_sigint
 import torch
 
-from n2n_live import oidn
+from n2n_live.live import oidn
 from n2n_live.checkpoint import load_checkpoint
-from n2n_live.cli import build_config, build_parser, main, parse_size
+from n2n_live.commands.cli import build_config, build_parser, main, parse_size
 from n2n_live.errors import UserError
 from n2n_live.exr import read_exr
 
@@ -108,7 +108,7 @@ def test_no_arguments_config_is_the_device_preset():
     args = build_parser().parse_args([])
     cfg = build_config(args, headless=True)
     expected = "gpu" if torch.cuda.is_available() else "cpu"
-    from n2n_live.config import PRESETS
+    from n2n_live.live.config import PRESETS
 
     assert (cfg.width, cfg.crop, cfg.frames, cfg.lr) == (PRESETS[expected].width, PRESETS[expected].crop,
                                                          PRESETS[expected].frames, PRESETS[expected].lr)

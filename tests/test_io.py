@@ -7,7 +7,7 @@ from n2n_live.checkpoint import load_checkpoint, read_checkpoint, save_checkpoin
 from n2n_live.errors import UserError
 from n2n_live.exr import read_exr, read_rgb, write_exr
 from n2n_live.io_utils import atomic_path
-from n2n_live.network import UNet
+from n2n_live.models.unet import UNet
 
 
 def test_exr_layers_round_trip(tmp_path):

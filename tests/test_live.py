@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from n2n_live import oidn
-from n2n_live.config import PRESETS, LiveConfig, preset
+from n2n_live.live import oidn
+from n2n_live.live.config import PRESETS, LiveConfig, preset
 from n2n_live.errors import UserError
-from n2n_live.live import LiveLoop
-from n2n_live.trainer import finite_weights
+from n2n_live.live.loop import LiveLoop
+from n2n_live.live.trainer import finite_weights
 
 from conftest import wait_for
 

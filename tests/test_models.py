@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from n2n_live import denoise_cli, features, models
+from n2n_live import features, models
+from n2n_live.commands import denoise as denoise_cli
 from n2n_live.checkpoint import load_checkpoint, save_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.exr import read_rgb, write_exr
 from n2n_live.models.kernel import KernelPredictingNet, apply_kernel
-from n2n_live.network import UNet, run_padded
-from n2n_live.trainer import OnlineTrainer
+from n2n_live.models.unet import UNet, run_padded
+from n2n_live.live.trainer import OnlineTrainer
 
 
 def small(n_in=9, **kw):
@@ -137,7 +138,7 @@ def test_old_checkpoints_without_a_model_record_are_the_paper_unet(tmp_path):
 
 
 def test_display_average_blends_published_snapshots():
-    from n2n_live.denoiser import Denoiser
+    from n2n_live.live.denoiser import Denoiser
 
     net = torch.nn.Conv2d(1, 1, 1, bias=False)
     den = Denoiser(net, average=0.75)

@@ -1,11 +1,11 @@
-"""Temporal reuse (n2n_live.temporal): reprojection, disocclusion tests, per-stream histories, resets."""
+"""Temporal reuse (n2n_live.live.temporal): reprojection, disocclusion tests, per-stream histories, resets."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from n2n_live.temporal import Geometry, TemporalAccumulator, noise_correlation, pixel_directions, project, reproject
+from n2n_live.live.temporal import Geometry, TemporalAccumulator, noise_correlation, pixel_directions, project, reproject
 from renderer.camera import Camera
 
 W, H = 32, 24
@@ -150,8 +150,8 @@ def test_history_resets_on_camera_jump_resize_and_reset():
 
 
 def test_live_loop_with_kernel_model_and_temporal_reuse():
-    from n2n_live.config import LiveConfig
-    from n2n_live.live import LiveLoop
+    from n2n_live.live.config import LiveConfig
+    from n2n_live.live.loop import LiveLoop
     from n2n_live.models import KernelPredictingNet
 
     cfg = LiveConfig(scene="cornell-box", width=32, height=32, crop=32, iters_per_frame=1, sync=True, lr=1e-3,
@@ -171,7 +171,7 @@ def test_live_loop_with_kernel_model_and_temporal_reuse():
 
 
 def test_model_and_temporal_flags_reach_the_config(capsys):
-    from n2n_live.cli import build_config, build_parser, main
+    from n2n_live.commands.cli import build_config, build_parser, main
 
     cfg = build_config(build_parser().parse_args(["--model", "kernel", "--temporal", "on"]), headless=True)
     assert (cfg.model, cfg.temporal) == ("kernel", True)

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from n2n_live.config import LiveConfig
-from n2n_live.denoiser import Denoiser
+from n2n_live.live.config import LiveConfig
+from n2n_live.live.denoiser import Denoiser
 from n2n_live.errors import UserError
 from n2n_live.metrics import psnr_hdr
-from n2n_live.network import UNet
-from n2n_live.trainer import OnlineTrainer, finite_weights
+from n2n_live.models.unet import UNet
+from n2n_live.live.trainer import OnlineTrainer, finite_weights
 
 from conftest import wait_for
 

@@ -145,7 +145,7 @@ class X11:
 def start_viewer(display: str, tmp: Path, *args: str) -> subprocess.Popen:
     env = dict(os.environ, DISPLAY=display, PYTHONUNBUFFERED="1")
     env.pop("WAYLAND_DISPLAY", None)
-    cmd = [sys.executable, "-c", "from n2n_live.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", "from n2n_live.commands.cli import main; main()", *args]
     return subprocess.Popen(cmd, cwd=tmp, env=env, stdout=open(tmp / "stdout.txt", "w"),
                             stderr=open(tmp / "stderr.txt", "w"), preexec_fn=default_sigint)
 
@@ -350,9 +350,9 @@ class FakeLoop:
     """LiveLoop's interface with synthetic images and the real trainer: the UI logic without Mitsuba."""
 
     def __init__(self, width=64, height=48):
-        from n2n_live.config import LiveConfig
-        from n2n_live.network import UNet
-        from n2n_live.trainer import OnlineTrainer
+        from n2n_live.live.config import LiveConfig
+        from n2n_live.models.unet import UNet
+        from n2n_live.live.trainer import OnlineTrainer
         from renderer.camera import Camera, CameraPath
 
         self.cfg = LiveConfig(scene="fake", width=width, height=height, crop=32, iters_per_frame=1)
@@ -366,7 +366,7 @@ class FakeLoop:
         self.steps_called = 0
 
     def step(self, camera=None, pair_filter=None):
-        from n2n_live.live import FrameResult
+        from n2n_live.live.loop import FrameResult
 
         h, w = self.loaded.height, self.loaded.width
         g = torch.Generator().manual_seed(self.frame)
@@ -584,9 +584,9 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
         assert v.quit
 
         # --split denoised,oidn without pyoidn: a warning, and the reference instead of a mislabelled image
-        import n2n_live.oidn
+        import n2n_live.live.oidn
 
-        monkeypatch.setattr(n2n_live.oidn, "available", lambda: False)
+        monkeypatch.setattr(n2n_live.live.oidn, "available", lambda: False)
         v2 = Viewer(loop, loop.cfg, argparse.Namespace(**{**vars(args), "split": "denoised,oidn"}), win)
         assert (v2.split_left, v2.split_right) == ("denoised", "reference")
         assert any("OIDN" in t for _, lvl, t in v2.messages.items if lvl == "warn")

@@ -133,8 +133,8 @@ def test_history_series_summary_and_jsonl(tmp_path):
 
 
 def test_without_a_display_n2n_live_says_so_in_one_line_and_runs_headless(monkeypatch, capsys):
-    import n2n_live.cli as cli
-    import n2n_live.headless as headless
+    import n2n_live.commands.cli as cli
+    import n2n_live.commands.headless as headless
 
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
@@ -148,8 +148,8 @@ def test_without_a_display_n2n_live_says_so_in_one_line_and_runs_headless(monkey
 
 # ---------------------------------------------------------------------------------------------- issue 12
 def test_viewer_starts_from_the_preset_that_fits_the_machine_and_flags_override(monkeypatch):
-    import n2n_live.cli as cli
-    import n2n_live.config as config
+    import n2n_live.commands.cli as cli
+    import n2n_live.live.config as config
 
     for cuda, name in ((False, "cpu"), (True, "gpu")):
         monkeypatch.setattr(config.torch.cuda, "is_available", lambda cuda=cuda: cuda)
@@ -243,9 +243,9 @@ def test_still_streams_accumulate_each_stream_alone_and_measure_against_disjoint
 
 
 def test_rate_meter_and_trainer_threads():
-    from n2n_live.config import LiveConfig
-    from n2n_live.network import UNet
-    from n2n_live.trainer import OnlineTrainer
+    from n2n_live.live.config import LiveConfig
+    from n2n_live.models.unet import UNet
+    from n2n_live.live.trainer import OnlineTrainer
     from n2n_live.viewer.history import RateMeter
 
     m = RateMeter(span_s=5.0)

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..network import UNet, _conv
+from .unet import UNet, _conv
 
 ALPHA = 0.1
 
@@ -78,7 +78,6 @@ class KernelPredictingNet(nn.Module):
     `kernels(x)` returns the normalised kernels, for tests and inspection.
     """
 
-    name = "kernel"
     linear_channels = 3  # channels of linear colour appended to the features
 
     def __init__(self, n_in: int = 9, kernel_size: int = 5, dilations=(1, 2, 4), trunk: str = "small",

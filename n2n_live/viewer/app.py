@@ -22,8 +22,8 @@ from pathlib import Path
 import OpenGL.GL as gl
 from imgui_bundle import imgui
 
-from .. import oidn
-from ..config import default_preset_name
+from ..live import oidn
+from ..live.config import default_preset_name
 from ..errors import UserError
 from . import stepping
 from .autosize import TARGETS, AutoSize
@@ -378,7 +378,7 @@ class Viewer:
 
 def run(cfg, args) -> int:
     """Open the window, run the live loop until closed (or --exit-after-frames), return the exit code."""
-    from ..live import LiveLoop  # imports torch/Mitsuba: after argument parsing
+    from ..live.loop import LiveLoop  # imports torch/Mitsuba: after argument parsing
 
     w, h = getattr(args, "window_size", None) or (1280, 720)
     window = Window(w, h, title=f"n2n-live: {cfg.scene}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import oidn
+from ..live import oidn
 from ..tonemap import T
 
 

@@ -13,8 +13,8 @@ from collections import deque
 import numpy as np
 from imgui_bundle import imgui, implot
 
-from .. import oidn
-from ..config import MODEL_CHOICES
+from ..live import oidn
+from ..models import MODEL_CHOICES
 from .modes import MODE_LABELS, MODES, SOURCES
 
 RED = imgui.ImVec4(1.0, 0.42, 0.38, 1.0)

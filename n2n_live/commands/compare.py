@@ -26,10 +26,11 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .config import MODEL_CHOICES, preset  # noqa: E402
-from .errors import UserError, exit_on_user_error  # noqa: E402
-from .io_utils import write_json, write_text  # noqa: E402
-from .metrics_log import MetricsLog  # noqa: E402
+from ..live.config import preset  # noqa: E402
+from ..models import MODEL_CHOICES  # noqa: E402
+from ..errors import UserError, exit_on_user_error  # noqa: E402
+from ..io_utils import write_json, write_text  # noqa: E402
+from ..evaluation.metrics_log import MetricsLog  # noqa: E402
 
 PROG = "n2n-compare"
 DEFAULT_SCENES = ("cornell-box", "interior", "caustics", "../shared/data/scenes/mitsuba-matpreview/matpreview.xml")
@@ -83,7 +84,7 @@ def record(cfg) -> tuple[list, float]:
 
 def run_variant(cfg, pairs, csv_path: Path) -> list[dict]:
     """Replay the recorded frames through LiveLoop with `cfg`; one metrics row per frame."""
-    from .live import LiveLoop
+    from ..live.loop import LiveLoop
 
     rows = []
     evaluate = set(eval_frames(cfg.frames))
@@ -162,7 +163,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> None:
     with exit_on_user_error(PROG):
         args = parse_args(argv)
-        from . import oidn
+        from ..live import oidn
 
         if not oidn.available():
             raise UserError("n2n-compare puts OIDN beside every figure: install pyoidn (pip install 'n2n-live[oidn]')")

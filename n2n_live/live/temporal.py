@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .features import sanitize
+from ..features import sanitize
 
 FAR = 1.0e6  # where a pixel that sees no surface is put: only the camera rotation moves it
 EDGE = (0.02, 0.9)

@@ -23,12 +23,13 @@ from contextlib import nullcontext
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import UserError, exit_on_user_error
-from .losses import l_hdr
-from .network import UNet, run_padded
-from .timing import sync as _sync
-from .train_step import TrainStep
-from .validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_live, check_output_file, integer, nonempty,
+from ..errors import UserError, exit_on_user_error
+from .. import models
+from ..losses import l_hdr
+from ..models.unet import run_padded
+from ..timing import sync as _sync
+from ..train_step import TrainStep
+from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_live, check_output_file, integer, nonempty,
                        resolve_device, size)
 
 ITERS_PER_FRAME = 8
@@ -36,28 +37,8 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 def model_names() -> tuple[str, ...]:
-    """The models the live loop offers: n2n_live.models' names when that registry exists, else the paper's U-Net."""
-    try:
-        from . import models
-    except ImportError:
-        return ("paper",)
-    return tuple(getattr(models, "MODEL_CHOICES", ("paper",)))
-
-
-def build_model(name: str) -> torch.nn.Module:
-    """A freshly initialised network `name` for the Monte Carlo inputs (9 features)."""
-    try:
-        from . import models
-    except ImportError:
-        if name != "paper":
-            raise UserError(f"unknown model {name!r} (this n2n-live offers: paper)") from None
-        return UNet(9, 3)
-    return models.build(name)
-
-
-def input_channels(net: torch.nn.Module) -> int:
-    """Channels `net` takes: its features plus any linear colour it filters (n_in + linear_channels)."""
-    return int(getattr(net, "n_in", 9)) + int(getattr(net, "linear_channels", 0))
+    """The models the live loop offers (the registry's names)."""
+    return models.MODEL_CHOICES
 
 
 def _median_ms(fn, device, repeats: int, warmup: int = 2) -> float:
@@ -102,7 +83,7 @@ def bench_network(device, width, height, crop, optimised: bool, repeats: int, mo
     `compile_mode` (CUDA only): run the optimised loop through torch.compile in that mode; the first (compiling)
     call of each part is timed apart as `compile_s`."""
     torch.manual_seed(0)
-    eager = build_model(model).to(device)
+    eager = models.build(model).to(device)
     cuda = device.type == "cuda"
     amp = optimised and cuda  # bf16 autocast pays on tensor cores, not on CPUs
     if optimised:
@@ -111,7 +92,7 @@ def bench_network(device, width, height, crop, optimised: bool, repeats: int, mo
     step = TrainStep(net, l_hdr, amp=amp)
     fmt = torch.channels_last if optimised else torch.contiguous_format
     crop_h, crop_w = min(crop, height), min(crop, width)
-    n_in = input_channels(eager)
+    n_in = models.input_channels(eager)
     x = (torch.rand(2, n_in, crop_h, crop_w, device=device) - 0.5).contiguous(memory_format=fmt)
     y = torch.rand(2, 3, crop_h, crop_w, device=device)
     frame = (torch.rand(2, n_in, height, width, device=device) - 0.5).contiguous(memory_format=fmt)
@@ -262,7 +243,7 @@ def main(argv=None) -> int:
         report = run(args)
         print(format_table(report))
         if args.json:
-            from .io_utils import write_json
+            from ..io_utils import write_json
 
             write_json(args.json, report)
     return 0

@@ -22,12 +22,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dataset_names import features_beside
-from .denoiser import mc_output
-from .errors import UserError, exit_on_user_error
-from .validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, ArgumentParser, check_memory, check_output_file, integer,
+from ..dataset_names import features_beside
+from ..live.denoiser import mc_output
+from ..errors import UserError, exit_on_user_error
+from ..validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, ArgumentParser, check_memory, check_output_file, integer,
                        path_arg, repair_nonfinite, resolve_device)
-from .tiling import denoise_tiled
+from ..tiling import denoise_tiled
 
 PROG = "n2n-denoise"
 LDR_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -43,7 +43,7 @@ def read_image(path: Path, channels: int | None = None) -> np.ndarray:
     if suffix not in IMAGE_SUFFIXES:
         raise UserError(f"{path}: unsupported image type {suffix or '(none)'} (use .exr, .png or .jpg)")
     if suffix == ".exr":
-        from .exr import read_rgb
+        from ..exr import read_rgb
 
         return read_rgb(path)
     if not path.is_file():
@@ -61,12 +61,12 @@ def read_image(path: Path, channels: int | None = None) -> np.ndarray:
 
 def write_image(path: Path, image: np.ndarray, tonemap: bool) -> None:
     """HWC float32 -> .exr (as is) or 8-bit .png/.jpg (tonemapped with T if `tonemap`, else clipped)."""
-    from .io_utils import atomic_path
+    from ..io_utils import atomic_path
 
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".exr":
-        from .exr import write_exr
+        from ..exr import write_exr
 
         write_exr(path, {"": image})
         return
@@ -74,7 +74,7 @@ def write_image(path: Path, image: np.ndarray, tonemap: bool) -> None:
         raise UserError(f"{path}: unsupported output type {suffix or '(none)'} (use .exr, .png or .jpg)")
     from PIL import Image
 
-    from .tonemap import T
+    from ..tonemap import T
 
     v = T(image) if tonemap else np.clip(image, 0.0, 1.0)
     u8 = (np.clip(v, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
@@ -96,8 +96,8 @@ def _repaired(args, image: np.ndarray, source) -> np.ndarray:
 def _mc_input(args, n_in: int, net=None) -> tuple[torch.Tensor, np.ndarray]:
     """(NCHW network input, the colour image) for a Monte Carlo network (features.network_input: a kernel net also
     takes the linear colour, a temporal one the history feature of a single frame)."""
-    from .exr import read_exr, read_rgb
-    from .features import assemble, network_input
+    from ..exr import read_exr, read_rgb
+    from ..features import assemble, network_input
 
     if args.input.suffix.lower() != ".exr":
         raise UserError(f"{args.input}: a Monte Carlo network needs linear HDR input (.exr)")
@@ -136,7 +136,7 @@ def _mc_input(args, n_in: int, net=None) -> tuple[torch.Tensor, np.ndarray]:
 
 def denoise_file(args) -> tuple[np.ndarray, bool]:
     """(HWC float32 result, whether it is linear HDR) for the command's arguments."""
-    from .checkpoint import load_checkpoint
+    from ..checkpoint import load_checkpoint
 
     device = resolve_device(args.device)
     args.repaired = []

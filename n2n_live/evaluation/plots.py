@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .io_utils import atomic_path  # noqa: E402
+from ..io_utils import atomic_path  # noqa: E402
 from .metrics_log import read_metrics  # noqa: E402
 
 CURVES = (  # column, label, colour

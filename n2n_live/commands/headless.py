@@ -23,13 +23,13 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .config import LiveConfig
-from .exr import write_exr
-from .io_utils import atomic_path, write_json
-from .live import FrameResult, LiveLoop, mean_last
-from .metrics_log import MetricsLog
-from .plots import plot_psnr
-from .tonemap import T
+from ..live.config import LiveConfig
+from ..exr import write_exr
+from ..io_utils import atomic_path, write_json
+from ..live.loop import FrameResult, LiveLoop, mean_last
+from ..evaluation.metrics_log import MetricsLog
+from ..evaluation.plots import plot_psnr
+from ..tonemap import T
 
 BASE_COLUMNS = ["frame", "render_ms", "train_ms", "infer_ms", "loss", "psnr_input", "psnr_denoised"]
 COMPARE_COLUMNS = {"clean": "psnr_clean_target", "oidn": "psnr_oidn"}

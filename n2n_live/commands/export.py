@@ -40,10 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .dataset_names import REALISATION_TAGS, noisy_name, reference_name
-from .errors import UserError, exit_on_user_error
-from .io_utils import atomic_path, write_json
-from .validate import (MAX_SPP, ArgumentParser, check_output_dir, check_render, integer, nonempty, path_arg, real,
+from ..dataset_names import REALISATION_TAGS, noisy_name, reference_name
+from ..errors import UserError, exit_on_user_error
+from ..io_utils import atomic_path, write_json
+from ..validate import (MAX_SPP, ArgumentParser, check_output_dir, check_render, integer, nonempty, path_arg, real,
                        size, spp_list)
 
 PROG = "n2n-export"
@@ -220,7 +220,7 @@ def _reference_first_seed(global_index: int, settings: dict) -> int:
 
 
 def _write(path: Path, image) -> None:
-    from .exr import write_exr
+    from ..exr import write_exr
 
     write_exr(path, {"": image})
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .io_utils import atomic_path, user_cache_dir
-from .metrics import psnr_hdr
+from ..io_utils import atomic_path, user_cache_dir
+from ..metrics import psnr_hdr
 
 # Seeds of the two halves: inside the renderer's reference range (2**31 + k) but 2**29 above its start, so they
 # never meet the chunks of the clean-target network's per-frame targets (which start at 2**31).

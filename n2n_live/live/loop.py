@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from . import models, oidn
-from .config import MODEL_CHOICES, LiveConfig
+from .. import models
+from . import oidn
+from .config import LiveConfig
 from .denoiser import Denoiser
-from .errors import UserError
-from .evaluation import ReferenceStore, default_cache_dir, score_frame, should_evaluate
-from .stability import FlickerMeter
+from ..errors import UserError
+from ..evaluation.references import ReferenceStore, default_cache_dir, score_frame, should_evaluate
+from ..evaluation.stability import FlickerMeter
 from .temporal import TemporalAccumulator
-from .timing import sync as _sync
+from ..timing import sync as _sync
 from .trainer import OnlineTrainer
-from .validate import resolve_device
+from ..validate import resolve_device
 
 
 @dataclass
@@ -108,8 +109,8 @@ class LiveLoop:
     def set_denoiser(self, model: str, temporal: bool) -> None:
         """Switch the model and/or temporal reuse: fresh networks (their inputs differ), trained from the next frame.
         Raises UserError for an unknown model or when the trainer does not stop in time (nothing changed then)."""
-        if model not in MODEL_CHOICES:
-            raise UserError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {model!r}")
+        if model not in models.MODEL_CHOICES:
+            raise UserError(f"model must be one of {', '.join(models.MODEL_CHOICES)}, got {model!r}")
         if (model, bool(temporal)) == (self.cfg.model, self.cfg.temporal):
             return
         running, paused = self.trainer.running, self.trainer.paused

@@ -13,8 +13,8 @@ import math
 
 import torch
 
-from .temporal import Geometry, reproject
-from .tonemap import T
+from ..live.temporal import Geometry, reproject
+from ..tonemap import T
 
 
 class FlickerMeter:

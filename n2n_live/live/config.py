@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import UserError
-from .validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device  # noqa: F401 (re-export)
+from ..errors import UserError
+from ..models import MODEL_CHOICES
+from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device  # noqa: F401 (re-export)
 
 COMPARE_CHOICES = ("clean", "oidn")
-MODEL_CHOICES = ("paper", "kernel")  # n2n_live.models
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
@@ -107,7 +107,7 @@ class LiveConfig:
     direct colour output, the paper's model (use it to reproduce the paper)."""
 
     temporal: bool = True
-    """Accumulate each noisy stream over frames in its own reprojected history (n2n_live.temporal) and train and
+    """Accumulate each noisy stream over frames in its own reprojected history (n2n_live.live.temporal) and train and
     denoise on the histories; the network gets the history length as a 10th input channel. On by default (with the
     kernel model it won n2n-compare and flickers less than OIDN); off for the paper's setting."""
 

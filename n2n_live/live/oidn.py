@@ -9,7 +9,7 @@ import importlib.util
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def available() -> bool:

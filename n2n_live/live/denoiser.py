@@ -14,9 +14,9 @@ import copy
 import torch
 from torch import nn
 
-from . import features
-from .network import UNet
-from .tiling import denoise_tiled
+from .. import features
+from ..models.unet import UNet
+from ..tiling import denoise_tiled
 
 
 def mc_output(net: nn.Module, x: torch.Tensor, tile: int | None = None, overlap: int = 32,

@@ -19,10 +19,11 @@ import dataclasses
 import importlib
 import sys
 
-from .checkpoint import read_checkpoint
-from .config import COMPARE_CHOICES, DEVICE_CHOICES, MODEL_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
-from .errors import UserError, exit_on_user_error
-from .validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
+from ..checkpoint import read_checkpoint
+from ..live.config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
+from ..models import MODEL_CHOICES
+from ..errors import UserError, exit_on_user_error
+from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
                        parse_size, real, resolve_device)
 
 PROG = "n2n-live"

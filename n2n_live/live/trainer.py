@@ -28,11 +28,11 @@ from dataclasses import dataclass
 
 import torch
 
-from . import features, models
-from .checkpoint import model_spec, read_checkpoint, save_checkpoint
-from .errors import UserError
-from .losses import l_hdr
-from .train_step import TrainStep
+from .. import features, models
+from ..checkpoint import model_spec, read_checkpoint, save_checkpoint
+from ..errors import UserError
+from ..losses import l_hdr
+from ..train_step import TrainStep
 
 BETAS = (0.9, 0.99)
 LOSS_HISTORY = 10000  # steps of loss history kept for plots

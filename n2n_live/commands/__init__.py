@@ -1,0 +1,1 @@
+"""One module per command: argv -> one validated config -> one plain function (pyproject.toml names them)."""
