@@ -3,10 +3,12 @@
 A checkpoint is a torch file holding the network's architecture (`model`: models.spec, e.g. the paper's U-Net or
 the kernel-predicting net; files without it are the paper's U-Net) and shape (n_in, m_out), its weights, what it was trained for
 (`kind`: "mc" for Monte Carlo frames, or an experiment's corruption name) and optional training state
-(optimiser, step) so that runs resume. Written atomically.
+(optimiser, step) so that runs resume. Written atomically; read with `weights_only=True`, so that a file a user
+hands in can hold tensors, numbers and strings but never run code.
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -51,7 +53,10 @@ def read_checkpoint(path) -> dict:
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"{path}: refused: it holds Python objects besides tensors, numbers and strings "
+                        "(loading it could run code)") from None
     except Exception as e:
         raise UserError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
@@ -67,12 +72,23 @@ def model_spec(state: dict) -> dict:
     return state.get("model") or {"name": "paper", "n_in": state["n_in"], "options": {"m_out": state["m_out"]}}
 
 
-def load_checkpoint(path, device="cpu"):
+def network_from(state: dict, path, expect: dict | None = None):
+    """The network a checkpoint dict describes, its weights loaded: the one way every command and trainer turns a
+    checkpoint into a network. `expect` (a models.spec) refuses another architecture; every mismatch is a UserError
+    naming `path`."""
+    spec = model_spec(state)
+    if expect is not None and (spec.get("name"), spec.get("n_in")) != (expect["name"], expect["n_in"]):
+        raise UserError(f"{path}: a '{spec.get('name')}' network with {spec.get('n_in')} inputs, expected "
+                        f"'{expect['name']}' with {expect['n_in']} (choose the matching --model/--temporal)")
+    try:
+        net = models.from_spec(spec)
+        net.load_state_dict(state["net"])
+    except (RuntimeError, KeyError, TypeError, ValueError, UserError) as e:
+        raise UserError(f"{path}: weights do not fit the recorded network ({str(e).splitlines()[0]})") from None
+    return net
+
+
+def load_checkpoint(path, device="cpu", expect: dict | None = None):
     """(network on `device` in eval mode, the whole checkpoint dict). The architecture comes from the file."""
     state = read_checkpoint(path)
-    try:
-        net = models.from_spec(model_spec(state))
-        net.load_state_dict(state["net"])
-    except (RuntimeError, KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{path}: weights do not fit the recorded network ({str(e).splitlines()[0]})") from None
-    return net.to(device).eval(), state
+    return network_from(state, path, expect).to(device).eval(), state

@@ -35,7 +35,7 @@ import torch
 import torch.distributed as dist
 
 from n2n_live import models
-from n2n_live.checkpoint import model_spec, read_checkpoint, save_checkpoint
+from n2n_live.checkpoint import load_checkpoint, network_from, read_checkpoint, save_checkpoint
 from n2n_live.live.denoiser import mc_output
 from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.features import network_input
@@ -175,6 +175,14 @@ def load_data(args: argparse.Namespace, ctx: Dist) -> tuple[list, list, list, li
     return result
 
 
+def init_network(path: Path) -> torch.nn.Module:
+    """The network of --init: a Monte Carlo denoiser's checkpoint (anything else is a UserError naming the file)."""
+    state = read_checkpoint(path)
+    if (state["n_in"], state["m_out"]) not in ((9, 3), (10, 3)):
+        raise UserError(f"{path}: a {state['n_in']}-in/{state['m_out']}-out network, not a Monte Carlo denoiser")
+    return network_from(state, path)
+
+
 def build_network(args: argparse.Namespace, ctx: Dist, ckpt_path: Path) -> tuple[torch.nn.Module, dict | None]:
     """(network, training state or None): resumed from RUN/checkpoint.pt (its own model), else started from --init
     (likewise), else a fresh --model drawn from --seed (so that the same seed gives the same run)."""
@@ -184,17 +192,10 @@ def build_network(args: argparse.Namespace, ctx: Dist, ckpt_path: Path) -> tuple
     train_state, error = None, None
     try:
         if ckpt_path.is_file():
-            state = read_checkpoint(ckpt_path)
-            net = models.from_spec(model_spec(state))
-            net.load_state_dict(state["net"])
+            net, state = load_checkpoint(ckpt_path)
             train_state = state.get("train_state") or {}
         elif args.init is not None:
-            state = read_checkpoint(args.init)
-            if (state["n_in"], state["m_out"]) not in ((9, 3), (10, 3)):
-                raise UserError(f"{args.init}: a {state['n_in']}-in/{state['m_out']}-out network, "
-                                f"not a Monte Carlo denoiser")
-            net = models.from_spec(model_spec(state))
-            net.load_state_dict(state["net"])
+            net = init_network(args.init)
     except UserError as e:
         error = e
     agree(ctx, error)
@@ -356,6 +357,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     check_output_dir(args.out, "--out")
     if not args.data.is_dir():  # before setting up devices and processes
         raise UserError(f"{args.data}: no such dataset folder")
+    if args.init is not None:
+        init_network(args.init)  # a bad or foreign file is refused before any work
     # A training step on batch x crop^2 pixels and a validation tile: refused with the estimate when too large.
     check_memory(BASE_BYTES + args.batch * args.crop**2 * TRAIN_BYTES_PER_PIXEL + args.tile**2 * INFER_BYTES_PER_PIXEL,
                  f"--batch {args.batch} --crop {args.crop} --tile {args.tile}")

@@ -265,6 +265,44 @@ def test_non_finite_weights_are_never_saved(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]  # no temporary left
 
 
+class _Payload:
+    """What a crafted checkpoint carries: unpickling it runs a shell command that leaves a file behind."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("command,args", [
+    ("n2n-denoise", "--checkpoint CKPT --input IN/ok.exr --out OUT/x.exr"),
+    ("n2n-live", "--headless --load CKPT --out OUT"),
+    ("n2n-train", "--data IN/data --init CKPT --out OUT"),
+])
+def test_a_checkpoint_that_would_run_code_is_refused_unopened(command, args, files, tmp_path, monkeypatch, capfd):
+    """A .pt is a pickle: loading one with weights_only=False runs whatever it holds. Every command a user hands a
+    checkpoint to refuses it in one line, and the payload never runs."""
+    import importlib
+
+    marker = tmp_path / "payload-ran"
+    state = {k: v.clone() for k, v in UNet(9, 3).state_dict().items()}
+    torch.save({"format": FORMAT, "n_in": 9, "m_out": 3, "kind": "mc", "net": state, "train_state": None,
+                "meta": {"note": _Payload(marker)}}, tmp_path / "evil.pt")
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    argv = [a.replace("CKPT", str(tmp_path / "evil.pt")).replace("IN", str(files)).replace("OUT", str(work / "out"))
+            for a in args.split()]
+    module = importlib.import_module(MODULES[command])
+    _no_work(monkeypatch)
+    with pytest.raises(SystemExit) as e:
+        module.main(argv)
+    err = capfd.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "evil.pt" in err[0] and "refused" in err[0], err
+    assert not marker.exists(), "the checkpoint's payload ran"
+
+
 def test_a_few_nan_pixels_are_repaired_and_counted(files, tmp_path, capfd):
     """A synthetic-noise network on a 32x32 image with 3 NaN/Inf values: one line counting them, and a real
     image out (without the repair, the NaN spreads through the U-Net and the result is black or refused)."""

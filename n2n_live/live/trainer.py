@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from .. import features, models
-from ..checkpoint import model_spec, read_checkpoint, save_checkpoint
-from ..errors import UserError
+from ..checkpoint import network_from, read_checkpoint, save_checkpoint
 from ..losses import l_hdr
 from ..train_step import TrainStep
 
@@ -223,14 +222,7 @@ class OnlineTrainer:
     def load(self, path) -> None:
         """Start from the checkpoint at `path` (applied between two steps). A bad file raises UserError here."""
         state = read_checkpoint(path)
-        mine, theirs = models.spec(self.net), model_spec(state)
-        if (theirs.get("name"), theirs.get("n_in")) != (mine["name"], mine["n_in"]):
-            raise UserError(f"{path}: a '{theirs.get('name')}' network with {theirs.get('n_in')} inputs, expected "
-                            f"'{mine['name']}' with {mine['n_in']} (choose the matching --model/--temporal)")
-        try:  # check the tensors fit before queueing, so that the error reaches the caller
-            models.rebuild(self.net).load_state_dict(state["net"])
-        except (RuntimeError, KeyError) as e:
-            raise UserError(f"{path}: weights do not fit the network ({str(e).splitlines()[0]})") from None
+        network_from(state, path, expect=models.spec(self.net))  # checked here, so the error reaches the caller
         self._request(lambda: self._apply_load(state))
 
     def save(self, path, meta: dict | None = None) -> None:
