@@ -32,11 +32,11 @@ def l0_annealed(pred: torch.Tensor, target: torch.Tensor, gamma: float = 2.0) ->
 def l_hdr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """L_HDR = (f(x) - y)^2 / (f(x) + 0.01)^2, the denominator's gradient stopped.
 
-    The denominator uses the per-pixel luminance (mean over channels) of the detached output clamped at 0:
-    with the raw output, a freshly initialised network (outputs near or below zero, where (f + 0.01)^2
-    vanishes) falls into a degenerate solution with huge outputs (measured, see DESIGN.md). Clamping keeps the
-    loss relative to the predicted brightness without that singularity; its minimiser is still the mean of
-    the noisy targets, because the weight does not depend on y.
+    The denominator uses the per-pixel luminance (mean over channels) of the detached output clamped at 0: with
+    the raw output, a freshly initialised network (outputs near or below zero, where (f + 0.01)^2 vanishes) falls
+    into a degenerate solution with huge outputs (docs/design-notes.md). Clamping keeps the loss relative to the
+    predicted brightness without that singularity; its minimiser is still the mean of the noisy targets, because
+    the weight does not depend on y.
     """
     denom = torch.clamp(pred.detach(), min=0.0).mean(dim=1, keepdim=True) + HDR_EPS
     return torch.mean((pred - target) ** 2 / denom**2)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from .errors import UserError
 from .models.unet import run_padded
 
 
@@ -39,7 +38,7 @@ def denoise_tiled(net: torch.nn.Module, x: torch.Tensor, tile: int | None = 512,
     blended with linear ramps; the output is float32 on x's device.
     """
     if tile is not None and overlap >= tile:
-        raise UserError(f"tile overlap ({overlap}) must be smaller than the tile ({tile})")
+        raise ValueError(f"tile overlap ({overlap}) must be smaller than the tile ({tile})")
     net.eval()
     n, _, h, w = x.shape
 

@@ -15,7 +15,6 @@ from torch import nn
 from .models.unet import run_padded
 
 LR_MC = 3e-4  # Monte Carlo denoising: "better stability" (Appendix A.2)
-LR_DEFAULT = 1e-3  # every other experiment
 
 
 def rampdown_lr(step: int, total: int, base_lr: float, rampdown_fraction: float = 0.1) -> float:

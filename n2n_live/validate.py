@@ -23,13 +23,12 @@ MAX_LANES = 2**32 - 1
 
 MAX_SPP = 2**20
 
-# Memory per pixel, measured as peak resident memory (ru_maxrss) on the CPU, torch 2.x, llvm_ad_rgb (2 cores):
-# a render pair + feature pass ~150-230 B/pixel (the sample count does not matter: samples are accumulated
-# into the film), U-Net inference ~1360 B/pixel, one U-Net training step ~4050 B/pixel of the crop x batch.
-RENDER_BYTES_PER_PIXEL = 256
-INFER_BYTES_PER_PIXEL = 1400
-TRAIN_BYTES_PER_PIXEL = 4100
-BASE_BYTES = 512 * 2**20  # torch + Mitsuba + Python loaded (~380-530 MB measured)
+# Peak resident memory per pixel, rounded up from measurements (docs/design-notes.md); the sample count does not
+# matter for rendering: samples are accumulated into the film.
+RENDER_BYTES_PER_PIXEL = 256  # a render pair + feature pass
+INFER_BYTES_PER_PIXEL = 1400  # U-Net inference
+TRAIN_BYTES_PER_PIXEL = 4100  # one U-Net training step, per pixel of crop x batch
+BASE_BYTES = 512 * 2**20  # torch + Mitsuba + Python loaded
 
 
 class ArgumentParser(argparse.ArgumentParser):

@@ -71,8 +71,8 @@ def apply_kernel(colour: torch.Tensor, weights: torch.Tensor, dilation: int) -> 
 class KernelPredictingNet(nn.Module):
     """`KernelPredictingNet(n_in=9, kernel_size=5, dilations=(1, 2, 4), trunk="small")`: see the module docstring.
 
-    trunk "small" (SmallUNet, ~160k parameters) by default: on the interior scene (64x64, 40 frames, 8 iterations per
-    frame) it matched the Table 2 trunk's PSNR (29.9 vs 29.6 dB over the last 10 frames) at 1/2.8 of its CPU time.
+    trunk "small" (SmallUNet, ~160k parameters) by default: as good as the Table 2 trunk here at a third of its CPU
+    time (docs/design-notes.md).
 
     forward(x): x is (N, n_in + 3, H, W): features, then linear colour; returns (N, 3, H, W) linear radiance.
     `kernels(x)` returns the normalised kernels, for tests and inspection.
