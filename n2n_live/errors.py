@@ -1,6 +1,7 @@
 """User-facing errors: one line that names the problem and the file; CLIs exit with code 2."""
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 
@@ -31,6 +32,15 @@ def exit_on_user_error(prog: str):
         sys.exit(130)
     except UserError as e:
         print(f"{prog}: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
+    except OSError as e:
+        # A full or read-only disk, or a file the user may not touch, met outside io_utils.atomic_path (an appended
+        # log, an input file): the user's to fix, so one line.
+        from .io_utils import WRITE_ERRNOS
+
+        if e.errno not in WRITE_ERRNOS:
+            raise
+        print(f"{prog}: error: {e.filename or 'a file'}: {os.strerror(e.errno).lower()}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except ValueError as e:
         # SceneError lives in renderer/ (which knows nothing of n2n_live); recognise it by name.
