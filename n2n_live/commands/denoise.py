@@ -25,13 +25,14 @@ import torch
 from ..dataset_names import features_beside
 from ..live.denoiser import mc_output
 from ..errors import UserError, exit_on_user_error
+from ..images import LDR_SUFFIXES, read_ldr
 from ..validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, ArgumentParser, check_memory, check_output_file, integer,
                        path_arg, repair_nonfinite, resolve_device)
 from ..tiling import denoise_tiled
 
 PROG = "n2n-denoise"
-LDR_SUFFIXES = {".png", ".jpg", ".jpeg"}
-IMAGE_SUFFIXES = LDR_SUFFIXES | {".exr"}
+READ_SUFFIXES = {*LDR_SUFFIXES, ".exr"}
+WRITE_SUFFIXES = {".png", ".jpg", ".jpeg", ".exr"}
 
 
 # --- reading and writing images ---
@@ -40,23 +41,13 @@ def read_image(path: Path, channels: int | None = None) -> np.ndarray:
     """HxWx3 float32 (linear for EXR, [0, 1] for PNG/JPG); `channels` 1 gives HxWx1 luminance for PNG/JPG."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES:
-        raise UserError(f"{path}: unsupported image type {suffix or '(none)'} (use .exr, .png or .jpg)")
+    if suffix not in READ_SUFFIXES:
+        raise UserError(f"{path}: unsupported image type {suffix or '(none)'} (use {', '.join(sorted(READ_SUFFIXES))})")
     if suffix == ".exr":
         from ..exr import read_rgb
 
         return read_rgb(path)
-    if not path.is_file():
-        raise UserError(f"{path}: no such image file")
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
-            a = np.asarray(im, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise UserError(f"{path}: not a readable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    return a[..., None] if a.ndim == 2 else a
+    return read_ldr(path, 3 if channels is None else channels)
 
 
 def write_image(path: Path, image: np.ndarray, tonemap: bool) -> None:
@@ -70,7 +61,7 @@ def write_image(path: Path, image: np.ndarray, tonemap: bool) -> None:
 
         write_exr(path, {"": image})
         return
-    if suffix not in LDR_SUFFIXES:
+    if suffix not in WRITE_SUFFIXES - {".exr"}:
         raise UserError(f"{path}: unsupported output type {suffix or '(none)'} (use .exr, .png or .jpg)")
     from PIL import Image
 
@@ -175,7 +166,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.overlap >= args.tile:
         ap.error(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
     check_output_file(args.out, "--out")
-    if args.out.suffix.lower() not in IMAGE_SUFFIXES:
+    if args.out.suffix.lower() not in WRITE_SUFFIXES:
         ap.error(f"--out must end in .exr, .png or .jpg (got {args.out.name})")
     for flag in ("checkpoint", "input", "albedo", "normal"):
         p = getattr(args, flag)
