@@ -5,6 +5,11 @@ layer `name` is stored as `name.R`, `name.G`, `name.B` (or `name.Y` for one chan
 """
 from __future__ import annotations
 
+import gc
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -38,16 +43,51 @@ def write_exr(path, layers: dict, half: bool = False) -> None:
         OpenEXR.File(header, channels).write(str(tmp))
 
 
+@contextmanager
+def _captured():
+    """OpenEXR's core prints its complaints about a damaged file straight to file descriptors 1 and 2, before the one
+    line a command prints: hold them back. Yields {fd: text}, filled on exit with what was printed meanwhile."""
+    said: dict[int, str] = {}
+    streams = {1: sys.stdout, 2: sys.stderr}
+    saved = {}
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        bufs = {1: out, 2: err}
+        for fd, stream in streams.items():
+            stream.flush()
+            saved[fd] = os.dup(fd)
+            os.dup2(bufs[fd].fileno(), fd)
+        try:
+            yield said
+        finally:
+            gc.collect()  # a half-read file's destructor prints too
+            for fd, stream in streams.items():
+                stream.flush()
+                os.dup2(saved[fd], fd)
+                os.close(saved[fd])
+                bufs[fd].seek(0)
+                said[fd] = bufs[fd].read().decode(errors="replace")
+
+
+def _read_channels(path: Path) -> dict[str, np.ndarray]:
+    channels = OpenEXR.File(str(path), separate_channels=True).channels()
+    return {name: np.asarray(ch.pixels, dtype=np.float32) for name, ch in channels.items()}
+
+
 def read_exr(path) -> dict[str, np.ndarray]:
     """Read every layer as HxWxC float32. A missing, corrupt or truncated file is a UserError naming it."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such EXR file")
-    try:
-        channels = OpenEXR.File(str(path), separate_channels=True).channels()
-        flat = {name: np.asarray(ch.pixels, dtype=np.float32) for name, ch in channels.items()}
-    except Exception as e:  # OpenEXR raises RuntimeError/ValueError with varying texts for damaged files
-        raise UserError(f"{path}: not a readable EXR file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    error = None
+    with _captured() as said:
+        try:
+            flat = _read_channels(path)
+        except Exception as e:  # OpenEXR raises RuntimeError/ValueError with varying texts for damaged files
+            error = str(e).splitlines()[0] if str(e) else type(e).__name__
+    if error is not None:
+        raise UserError(f"{path}: not a readable EXR file ({error})")
+    sys.stdout.write(said[1])  # a readable file: pass on what was printed meanwhile (another thread's lines)
+    sys.stderr.write(said[2])
     groups: dict[str, dict[str, np.ndarray]] = {}
     for name, pix in flat.items():
         layer, _, c = name.rpartition(".")

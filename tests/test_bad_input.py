@@ -343,3 +343,20 @@ def test_a_run_whose_every_step_is_skipped_fails(tmp_path, monkeypatch, capfd):
               "--no-progress", "--device", "cpu", "--out", "run"])
     err = capfd.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and "all 2 training steps were skipped" in err[-1], err
+
+
+def test_a_damaged_exr_is_one_line_without_openexrs_own(files, tmp_path):
+    """OpenEXR's core prints its own complaints on stdout and stderr (64x64: a corrupt chunk leader and a
+    'Warning: Exception raised reading pixel data' line): the user sees only the command's one line."""
+    from n2n_live.exr import write_exr
+
+    write_exr(tmp_path / "big.exr", {"": np.random.default_rng(0).random((64, 64, 3), np.float32)})
+    blob = (tmp_path / "big.exr").read_bytes()
+    (tmp_path / "cut.exr").write_bytes(blob[: len(blob) // 2])
+    r = subprocess.run([sys.executable, "-m", MODULES["n2n-denoise"], "--checkpoint", str(files / "mc.pt"), "--input",
+                        str(tmp_path / "cut.exr"), "--out", str(tmp_path / "out.exr")], cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == "", (r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cut.exr: not a readable EXR file" in lines[0], r.stderr
+    assert not (tmp_path / "out.exr").exists()
