@@ -19,6 +19,8 @@ import dataclasses
 import importlib
 import sys
 
+from renderer import seeds
+
 from ..checkpoint import read_checkpoint
 from ..live.config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
 from ..models import MODEL_CHOICES
@@ -37,8 +39,6 @@ def parse_compare(text: str) -> tuple[str, ...]:
     return items
 
 
-# Seeds offset the renderer's frame numbers (tracer.SEED_RANGE = 2**30 frames + seed): leave room for long runs.
-MAX_SEED = 2**29
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=integer(1, MAX_SIDE), help="training crop side, clamped to the frame (default 256)")
     p.add_argument("--lr", type=real(0, 1, lo_open=True), help="Adam learning rate")
     p.add_argument("--device", choices=DEVICE_CHOICES, help="where the network runs (default auto)")
-    p.add_argument("--seed", type=integer(0, MAX_SEED), help="random seed (network, crops, renderer)")
+    p.add_argument("--seed", type=integer(0, seeds.MAX_LIVE_SEED), help="random seed (network, crops, renderer)")
     p.add_argument("--reference-spp", type=integer(0, MAX_SPP), help="spp of the converged reference PSNR is "
                    "measured against, rendered as two halves whose difference gives its own noise floor (0: none; "
                    "presets 2048+)")
