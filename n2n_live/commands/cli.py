@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import os
 
-# OpenMP threads that spin-wait between parallel regions are catastrophic when the cores are shared (the trainer
-# thread, the render thread and Dr.Jit's pool all want them): measured on 2 busy cores, one U-Net step took 1.9 s
-# with spinning and 0.24 s with passive waiting. Must be set before torch loads its OpenMP runtime.
+# OpenMP threads that spin-wait between parallel regions starve the trainer, render and Dr.Jit threads when the
+# cores are shared. Must be set before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
@@ -166,8 +165,8 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 summary = run_headless(cfg, progress=not args.no_progress)
             except KeyboardInterrupt:
-                # Everything is written and closed by now. Skip the interpreter's teardown: unloading torch and
-                # Mitsuba takes 1-2 s on 2 busy cores (measured), and Ctrl-C must end the run within 2 s.
+                # Everything is written and closed by now. Skip the interpreter's teardown (unloading torch and
+                # Mitsuba is slow): Ctrl-C must end the run within 2 s.
                 print(f"{PROG}: interrupted", file=sys.stderr)
                 sys.stdout.flush()
                 sys.stderr.flush()
