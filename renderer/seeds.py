@@ -3,13 +3,16 @@
 A seed fixes a render's random numbers, so two renders with one seed have the same noise, not independent noise
 (renders of one camera would be identical; of nearby cameras, correlated). Mitsuba's seeds are 32-bit. The map:
 
-    stream                                        seeds                    range
-    live noisy pair of frame n (n = frame+--seed)  2n, 2n + 1               [0, 2**31)
-    clean-target reference (every frame)          2**31 + k, k < spp       [2**31, 2**31 + 2**20)
-    export --seed s: noisy pairs, feature passes  block s of 16            [2**31 + 2**20, 2**31 + 2**29)
-    evaluation reference (two halves)             2**31 + 2**29 + k        [2**31 + 2**29, + 2**20)
-    export --seed s: references, their features   block s of 16            [2**31 + 2**29 + 2**20, 3 * 2**30)
-    live feature pass of frame n                  3 * 2**30 + n            [3 * 2**30, 2**32)
+    stream                                         seeds                    range
+    live noisy pair of frame n (n = frame + seed)  2n, 2n + 1               [0, 2**31)
+    clean-target reference (every frame)           2**31 + k, k < spp       [2**31, 2**31 + 2**20)
+    export --seed s: noisy pairs, feature passes   block s of 16            [2**31 + 2**20, 2**31 + 2**29)
+    evaluation reference (two halves)              2**31 + 2**29 + k        [2**31 + 2**29, + 2**20)
+    export --seed s: references, their features    block s of 16            [2**31 + 2**29 + 2**20, 3 * 2**30)
+    live feature pass of frame n                   3 * 2**30 + n            [3 * 2**30, 2**32)
+
+Inside its blocks, an export's view v takes 3 seeds per (spp level, pair) i at 3 (v * pairs + i) (noisy a, b, the
+feature pass), its reference's colour `spp` seeds at 2 v spp and its reference's features the next `spp`.
 
 A reference of `spp` samples renders at most `spp` chunks, chunk k with seed first + k, so it owns a range of
 `spp` seeds. The live streams keep the values they had before this map was gathered in one place (reference

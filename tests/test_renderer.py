@@ -146,29 +146,6 @@ def test_same_frame_renders_identically_and_seed_offset_shifts(tracer, loaded):
     assert torch.equal(tracer.render_pair(cam, 1005).noisy_b, p3.noisy_b)
 
 
-def test_seeds_are_never_reused_across_frames(tracer):
-    from renderer import seeds as seed_map
-
-    seeds = [s for f in range(2000) for s in tracer.seeds_for(f)]
-    assert len(set(seeds)) == len(seeds)
-    assert max(seeds) < seed_map.live_features(0) and max(seeds) < seed_map.clean_target(1).start
-    with pytest.raises(ValueError):
-        tracer.seeds_for(-1)
-
-
-def test_explicit_pair_seeds_and_reference_features(tracer, loaded):
-    cam = loaded.path.at(9)
-    pair = tracer.render_pair(cam, 0, (10, 11, 12))  # an export's seeds instead of the live frame's
-    assert pair.seeds == (10, 11) and torch.equal(pair.noisy_a, tracer.render_pair(cam, 5).noisy_a)
-    albedo, normal = tracer.render_reference_features(cam, spp=32, chunk_spp=8, first_seed=2**31 + 2**28)
-    assert albedo.shape == normal.shape == (32, 32, 3)
-    assert 0 <= albedo.min() and albedo.max() <= 1 and albedo.mean() > 0
-    # more samples than the pair's feature pass: the reference's features are smoother at edges, not different
-    assert (albedo - pair.albedo).abs().mean() < 0.05 and normal.norm(dim=-1).max() <= 1.0 + 1e-4
-    # its cache entry is its own: the colour reference of the same seeds is another image
-    assert not torch.equal(tracer.render_reference(cam, spp=32, chunk_spp=8, first_seed=2**31 + 2**28), albedo)
-
-
 def test_pair_is_unbiased_against_a_reference(tracer, loaded):
     cam = loaded.path.at(0)
     pair = tracer.render_pair(cam, 11)

@@ -1,4 +1,5 @@
-"""renderer/seeds.py: no two seed streams ever meet, over the whole input domain the commands accept.
+"""renderer/seeds.py: no two seed streams ever meet over the whole input domain the commands accept, and the
+tracer and the live loop render with the seeds the map gives them.
 
 Every seed function is increasing in each argument, so a stream's seeds over a box of inputs lie between its
 values at the box's corners: the ranges below are exact bounds (interval arithmetic), not samples.
@@ -8,6 +9,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+import torch
 
 from renderer import seeds
 from n2n_live.errors import UserError
@@ -97,6 +99,46 @@ def test_evaluation_halves_are_independent_and_keep_their_seeds():
     # the live streams keep the values reference caches and earlier results were made with
     assert seeds.live_pair(7) == (14, 15) and seeds.live_features(7) == 3 * 2**30 + 7
     assert seeds.clean_target(256) == range(2**31, 2**31 + 256)
+
+
+# ------------------------------------------------------------------------------------------------ the renderer
+
+@pytest.fixture(scope="module")
+def loaded():
+    pytest.importorskip("mitsuba")
+    from renderer.scene import load_scene
+    from renderer.variant import choose_variant
+
+    choose_variant()
+    return load_scene("cornell-box", 32, 32)
+
+
+@pytest.fixture(scope="module")
+def tracer(loaded):
+    from renderer.tracer import PathTracer
+
+    return PathTracer(loaded, spp=8)
+
+
+def test_seeds_are_never_reused_across_frames(tracer):
+    used = [s for f in range(2000) for s in tracer.seeds_for(f)]
+    assert len(set(used)) == len(used)
+    assert max(used) < seeds.live_features(0) and max(used) < seeds.clean_target(1).start
+    with pytest.raises(ValueError):
+        tracer.seeds_for(-1)
+
+
+def test_explicit_pair_seeds_and_reference_features(tracer, loaded):
+    cam = loaded.path.at(9)
+    pair = tracer.render_pair(cam, 0, (10, 11, 12))  # an export's seeds instead of the live frame's
+    assert pair.seeds == (10, 11) and torch.equal(pair.noisy_a, tracer.render_pair(cam, 5).noisy_a)
+    albedo, normal = tracer.render_reference_features(cam, spp=32, chunk_spp=8, first_seed=2**31 + 2**28)
+    assert albedo.shape == normal.shape == (32, 32, 3)
+    assert 0 <= albedo.min() and albedo.max() <= 1 and albedo.mean() > 0
+    # more samples than the pair's feature pass: the reference's features are smoother at edges, not different
+    assert (albedo - pair.albedo).abs().mean() < 0.05 and normal.norm(dim=-1).max() <= 1.0 + 1e-4
+    # its cache entry is its own: the colour reference of the same seeds is another image
+    assert not torch.equal(tracer.render_reference(cam, spp=32, chunk_spp=8, first_seed=2**31 + 2**28), albedo)
 
 
 def test_live_loop_renders_each_reference_from_its_own_stream():

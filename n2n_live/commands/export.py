@@ -94,7 +94,7 @@ def view_cameras(path, count: int, path_fraction: float, seed: int, scene: int =
             frame = (i + phase) * path.frames_per_loop / n_path
             views.append(("path", frame, path.at(frame)))
             continue
-        rng = np.random.default_rng([seed, scene, 7919, i])
+        rng = np.random.default_rng([seed * 1000 + scene, 7919, i])  # the older export's views (seed 0)
         frame = float(rng.uniform(0, path.frames_per_loop))
         cam = path.at(frame)
         dist = float(np.linalg.norm(cam.target - cam.origin))
@@ -155,7 +155,7 @@ def write_manifest(out: Path) -> dict:
             continue
     settings = records[0]["settings"] if records else {}
     manifest = {"format": FORMAT, "naming": "OIDN training toolkit: <view>_<r>_<NNNN>spp.{hdr,alb,nrm}.exr, "
-                "<view>_<r>_ref.hdr.exr; r = independent realisation",
+                "<view>_<r>_ref.{hdr,alb,nrm}.exr; r = independent realisation",
                 "settings": settings, "scenes": sorted({r["scene"] for r in records}),
                 "views": records}
     write_json(out / "manifest.json", manifest)
