@@ -3,7 +3,8 @@
 The names follow Intel Open Image Denoise's training toolkit (why, and how its groups work: `n2n_live.commands.export`):
 
     <view>_<r>_<NNNN>spp.hdr.exr   .alb.exr   .nrm.exr      r = a, b, ... (independent realisations)
-    <view>_<r>_ref.hdr.exr                                  (the same reference for every r)
+    <view>_<r>_ref.hdr.exr   .alb.exr   .nrm.exr           (the same reference for every r; its albedo and normal
+                                                            are the clean features OIDN's --clean_aux trains with)
 
 A plain OIDN folder (`<name>_<NNNN>spp.*.exr` + `<name>_ref.hdr.exr`) parses too, with the tag "".
 """
@@ -26,8 +27,9 @@ def noisy_name(view: str, tag: str, spp: int, feature: str = "hdr") -> str:
     return f"{view}_{tag}_{spp:04d}spp.{feature}.exr"
 
 
-def reference_name(view: str, tag: str) -> str:
-    return f"{view}_{tag}_ref.hdr.exr"
+def reference_name(view: str, tag: str, feature: str = "hdr") -> str:
+    """`<view>_<tag>_ref.<feature>.exr`, feature in hdr (colour), alb (albedo), nrm (normal)."""
+    return f"{view}_{tag}_ref.{feature}.exr"
 
 
 def parse_name(filename: str) -> tuple[str, str, int | None, str] | None:

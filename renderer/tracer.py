@@ -5,10 +5,9 @@ noisy estimates of one image, the input and the target of a Noise2Noise step. A 
 aov-only integrator gives the albedo and shading normal of what each pixel sees. All passes use the box
 filter, so every value is a plain mean of the samples inside its pixel.
 
-Seeds (Mitsuba's seeds are 32-bit; `n = frame + seed_offset`, 0 <= n < 2**30):
-    noisy_a  2n            noisy_b  2n + 1          (the contract: never reused across frames or images)
-    features 3 * 2**30 + n (albedo/normal: independent of both noisy images)
-    reference chunks 2**31 + k, k = 0, 1, ...       (never equal to a pair seed; callers may pick another base)
+Seeds come from `renderer.seeds` (one range per stream): frame n's pair takes `seeds.live_pair(frame + seed
+offset)` and its albedo/normal pass `seeds.live_features(...)`, unless the caller hands explicit seeds (exports);
+a reference takes the range its caller names (default: the clean-target stream).
 
 NaN/Inf samples are *not* sanitised here: the renderer reports what Mitsuba computed, and the trainer
 (`n2n_live.features.sanitize`) decides what to do with them. Albedo is clamped to [0, 1] (see below).
@@ -25,13 +24,11 @@ import mitsuba as mi
 import numpy as np
 import torch
 
+from . import seeds
 from .camera import Camera
 from .scene import AOVS, LoadedScene
 from .variant import torch_device_for_variant
 
-SEED_RANGE = 2**30
-FEATURE_SEED_BASE = 3 * 2**30
-REFERENCE_SEED_BASE = 2**31
 REFERENCE_CACHE_SIZE = 8
 # Largest wavefront (pixels x samples per launch) for references: Dr.Jit traces a whole launch at once and
 # keeps per-lane state, so an unbounded chunk (512x512 at 64 spp) would need gigabytes.
@@ -122,14 +119,7 @@ class PathTracer:
 
     def seeds_for(self, frame: int) -> tuple[int, int]:
         """The seeds of noisy_a and noisy_b of `frame`: 2n and 2n + 1 with n = frame + seed offset."""
-        n = self._seed_index(frame)
-        return 2 * n, 2 * n + 1
-
-    def _seed_index(self, frame: int) -> int:
-        n = int(frame) + self.seed_offset
-        if not 0 <= n < SEED_RANGE:
-            raise ValueError(f"frame + seed offset must be in [0, 2**30), got {n}")
-        return n
+        return seeds.live_pair(int(frame) + self.seed_offset)
 
     # ------------------------------------------------------------------------------------------ renders
 
@@ -150,10 +140,12 @@ class PathTracer:
         # for): wait here so the tensors handed out are complete.
         dr.sync_thread()
 
-    def render_pair(self, cam: Camera, frame: int) -> FramePair:
-        """Two independent `spp`-sample renders of `cam` plus albedo and normal, for frame number `frame`."""
-        seed_a, seed_b = self.seeds_for(frame)
-        feature_seed = FEATURE_SEED_BASE + self._seed_index(frame)
+    def render_pair(self, cam: Camera, frame: int, pair_seeds: tuple[int, int, int] | None = None) -> FramePair:
+        """Two independent `spp`-sample renders of `cam` plus albedo and normal, for frame number `frame`.
+        `pair_seeds` (noisy_a, noisy_b, features) replaces the live frame's seeds (exports)."""
+        if pair_seeds is None:
+            pair_seeds = (*self.seeds_for(frame), seeds.live_features(int(frame) + self.seed_offset))
+        seed_a, seed_b, feature_seed = (int(s) for s in pair_seeds)
         t0 = time.perf_counter()
         self.set_camera(cam)
         a = self._render(self._colour, self.spp, seed_a)
@@ -161,11 +153,7 @@ class PathTracer:
         f = self._render(self._features, self.spp, feature_seed)
         self._finish(a, b, f)
         a, b, f = self._to_torch(a)[..., :3], self._to_torch(b)[..., :3], self._to_torch(f)
-        # The albedo AOV of a near-specular conductor is its BRDF value, not a reflectance (values of 100+ on
-        # a polished sphere): clamp it to the [0, 1] the network's input normalisation expects.
-        albedo = f[..., 0:3].clamp(0.0, 1.0)
-        normal = f[..., 3:6].contiguous()
-        position = f[..., 6:9].contiguous()
+        albedo, normal, position = _split_features(f)
         render_ms = (time.perf_counter() - t0) * 1000.0
         return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms, position)
 
@@ -175,34 +163,51 @@ class PathTracer:
         """A high-spp (H, W, 3) estimate of `cam`'s image, accumulated from independent chunks of at most
         `chunk_spp` samples (bounded memory). Cached per (camera, spp, size, seeds): a second call is free.
 
-        Chunk k uses seed `first_seed + k` (default 2**31 + k). At most `spp` chunks are rendered, so a caller
-        that needs references with noise independent of each other (a dataset's views) gives each one its own
-        range of `spp` seeds.
+        Chunk k uses seed `first_seed + k` (default: the clean-target stream, `seeds.clean_target`). At most `spp`
+        chunks are rendered, so the range [first_seed, first_seed + spp) is what a caller must own.
         """
+        return self._accumulate(self._colour, cam, spp, chunk_spp, first_seed)[..., :3].clone()
+
+    def render_reference_features(self, cam: Camera, spp: int, chunk_spp: int = 64,
+                                  first_seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(albedo, normal) of `cam` from `spp` samples per pixel, chunked and seeded like `render_reference`:
+        the nearly noise-free features of a reference (what OIDN's `--clean_aux` training reads)."""
+        albedo, normal, _ = _split_features(self._accumulate(self._features, cam, spp, chunk_spp, first_seed))
+        return albedo, normal
+
+    def _accumulate(self, integrator, cam: Camera, spp: int, chunk_spp: int, first_seed: int | None) -> torch.Tensor:
+        """The mean of `spp` samples of `integrator` over chunks seeded first_seed + k (cached; do not modify)."""
         spp, chunk_spp = int(spp), max(1, int(chunk_spp))
-        first_seed = REFERENCE_SEED_BASE if first_seed is None else int(first_seed)
+        first_seed = seeds.clean_target(1).start if first_seed is None else int(first_seed)
         if spp < 1:
             raise ValueError(f"spp must be >= 1, got {spp}")
         if not 0 <= first_seed <= 2**32 - spp:
             raise ValueError(f"reference seeds {first_seed}..{first_seed + spp} leave Mitsuba's 32-bit range")
-        key = (cam.key(), spp, self.width, self.height, first_seed)
+        key = (integrator is self._features, cam.key(), spp, self.width, self.height, first_seed)
         cached = self._references.get(key)
         if cached is not None:
             self._references.move_to_end(key)
-            return cached.clone()
+            return cached
         chunk_spp = min(chunk_spp, max(1, REFERENCE_MAX_LANES // (self.width * self.height)))
         self.set_camera(cam)
         total, done, k = None, 0, 0
         while done < spp:
             n = min(chunk_spp, spp - done)
-            img = self._render(self._colour, n, first_seed + k)
+            img = self._render(integrator, n, first_seed + k)
             self._finish(img)
             # float64 sum: thousands of chunks may be added up.
-            part = self._to_torch(img)[..., :3].to(torch.float64) * n
+            part = self._to_torch(img).to(torch.float64) * n
             total = part if total is None else total + part
             done, k = done + n, k + 1
         ref = (total / spp).to(torch.float32)
         self._references[key] = ref
         while len(self._references) > REFERENCE_CACHE_SIZE:
             self._references.popitem(last=False)
-        return ref.clone()
+        return ref
+
+
+def _split_features(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(albedo, normal, position) of an aov pass's (H, W, 9) image."""
+    # The albedo AOV of a near-specular conductor is its BRDF value, not a reflectance (values of 100+ on a
+    # polished sphere): clamp it to the [0, 1] the network's input normalisation expects.
+    return f[..., 0:3].clamp(0.0, 1.0), f[..., 3:6].contiguous(), f[..., 6:9].contiguous()

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("mitsuba")
 
 from n2n_live.commands import export  # noqa: E402
+from n2n_live.exr import read_rgb  # noqa: E402
 from offline_experiments import mc_dataset  # noqa: E402
 
 TINY = ["--scene", "cornell-box", "--views", "3", "--size", "16x12", "--spp", "1,2", "--ref-spp", "4", "--quiet"]
@@ -62,6 +63,10 @@ def test_export_names_match_oidn_and_read_back(dataset):
     # The realisations of a pair share albedo, normal and reference as hard links (no copies).
     a, b = dataset / "cornell-box_view0001_a_ref.hdr.exr", dataset / "cornell-box_view0001_b_ref.hdr.exr"
     assert os.path.samefile(a, b)
+    # The reference's own albedo and normal (OIDN's --clean_aux targets), shared by the realisations too.
+    for f in ("alb", "nrm"):
+        ref_a, ref_b = (dataset / f"cornell-box_view0001_{t}_ref.{f}.exr" for t in "ab")
+        assert ref_a.is_file() and os.path.samefile(ref_a, ref_b)
 
     manifest = json.loads((dataset / "manifest.json").read_text())
     views = manifest["views"]
@@ -72,6 +77,9 @@ def test_export_names_match_oidn_and_read_back(dataset):
     seeds += [s for v in views for s in range(v["reference"]["first_seed"], v["reference"]["first_seed"] + v["reference"]["spp"])]
     n_ref_seeds = sum(v["reference"]["spp"] for v in views)
     assert len(seeds) == len(set(seeds)) == 3 * 2 * 3 + n_ref_seeds  # every render has its own seeds
+    aux = [s for v in views for s in range(v["reference"]["features_first_seed"],
+                                           v["reference"]["features_first_seed"] + v["reference"]["spp"])]
+    assert len(set(aux)) == n_ref_seeds and not set(aux) & set(seeds)  # the reference's features: seeds of their own
     assert all(r["render_ms"] > 0 for v in views for r in v["renders"]) and views[0]["camera"]["fov_deg"] > 0
 
     loaded = mc_dataset.load(mc_dataset.scan(dataset), need_reference=True, min_realisations=2)
@@ -82,6 +90,10 @@ def test_export_names_match_oidn_and_read_back(dataset):
         assert colour.shape == albedo.shape == normal.shape == (12, 16, 3)
         assert not np.array_equal(v.noisy[2][0][0], v.noisy[2][1][0])  # independent realisations
         assert np.isfinite(colour).all() and colour.mean() > 0 and 0 <= albedo.min() and albedo.max() <= 1
+    ref_albedo = read_rgb(dataset / "cornell-box_view0001_a_ref.alb.exr")
+    ref_normal = read_rgb(dataset / "cornell-box_view0001_a_ref.nrm.exr")
+    assert ref_albedo.shape == ref_normal.shape == (12, 16, 3) and 0 <= ref_albedo.min() and ref_albedo.max() <= 1
+    assert ref_albedo.mean() > 0 and np.abs(ref_normal).max() > 0.5
 
 
 def test_resume_skips_complete_views_and_redoes_a_broken_one(dataset, capsys):
@@ -130,3 +142,39 @@ def test_bad_input_one_line_exit_2(tmp_path, dataset, capsys):
     capsys.readouterr()
     assert run_export([*TINY, "--out", tmp_path / "x", "--shard", "2/2"]) == 2  # argparse: usage + one error line
     assert "--shard" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def dataset_seeds(out: Path) -> set[int]:
+    """Every seed an export's records say it rendered with (a reference owns `spp` seeds from its first)."""
+    found = set()
+    for v in json.loads((out / "manifest.json").read_text())["views"]:
+        found |= {s for r in v["renders"] for s in (*r["seeds"].values(), r["feature_seed"])}
+        ref = v["reference"]
+        for first in (ref["first_seed"], ref.get("features_first_seed")):
+            if first is not None:
+                found |= set(range(first, first + ref["spp"]))
+    return found
+
+
+def test_training_and_validation_exports_share_no_seed_and_no_first_camera(tmp_path):
+    common = ["--scene", "cornell-box", "--size", "8", "--spp", "1", "--ref-spp", "4", "--quiet"]
+    assert run_export([*common, "--views", "6", "--out", tmp_path / "train"]) == 0
+    assert run_export([*common, "--views", "2", "--seed", "1", "--out", tmp_path / "val"]) == 0
+    train, val = dataset_seeds(tmp_path / "train"), dataset_seeds(tmp_path / "val")
+    assert not train & val, sorted(train & val)[:8]
+    assert len(train) == 6 * 3 + 6 * 8 and len(val) == 2 * 3 + 2 * 8
+    first = [json.loads((tmp_path / d / "views" / "cornell-box_view0000.json").read_text())["camera"]
+             for d in ("train", "val")]
+    assert first[0]["origin"] != first[1]["origin"] or first[0]["target"] != first[1]["target"]
+
+
+def test_an_export_of_the_older_seed_map_is_refused(dataset, tmp_path, capsys):
+    old = tmp_path / "old"
+    (old / "views").mkdir(parents=True)
+    record = json.loads((dataset / "views" / "cornell-box_view0000.json").read_text())
+    del record["settings"]["seed_map"]  # what the older n2n-export recorded
+    (old / "views" / "cornell-box_view0000.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert run_export([*TINY, "--out", old]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "older n2n-export" in lines[0], lines

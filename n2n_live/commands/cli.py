@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import os
 
-# OpenMP threads that spin-wait between parallel regions are catastrophic when the cores are shared (the trainer
-# thread, the render thread and Dr.Jit's pool all want them): measured on 2 busy cores, one U-Net step took 1.9 s
-# with spinning and 0.24 s with passive waiting. Must be set before torch loads its OpenMP runtime.
+# OpenMP threads that spin-wait between parallel regions starve the trainer, render and Dr.Jit threads when the
+# cores are shared. Must be set before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import dataclasses
 import importlib
 import sys
+
+from renderer import seeds
 
 from ..checkpoint import read_checkpoint
 from ..live.config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
@@ -37,8 +38,6 @@ def parse_compare(text: str) -> tuple[str, ...]:
     return items
 
 
-# Seeds offset the renderer's frame numbers (tracer.SEED_RANGE = 2**30 frames + seed): leave room for long runs.
-MAX_SEED = 2**29
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", type=integer(1, MAX_SIDE), help="training crop side, clamped to the frame (default 256)")
     p.add_argument("--lr", type=real(0, 1, lo_open=True), help="Adam learning rate")
     p.add_argument("--device", choices=DEVICE_CHOICES, help="where the network runs (default auto)")
-    p.add_argument("--seed", type=integer(0, MAX_SEED), help="random seed (network, crops, renderer)")
+    p.add_argument("--seed", type=integer(0, seeds.MAX_LIVE_SEED), help="random seed (network, crops, renderer)")
     p.add_argument("--reference-spp", type=integer(0, MAX_SPP), help="spp of the converged reference PSNR is "
                    "measured against, rendered as two halves whose difference gives its own noise floor (0: none; "
                    "presets 2048+)")
@@ -166,8 +165,8 @@ def main(argv: list[str] | None = None) -> None:
             try:
                 summary = run_headless(cfg, progress=not args.no_progress)
             except KeyboardInterrupt:
-                # Everything is written and closed by now. Skip the interpreter's teardown: unloading torch and
-                # Mitsuba takes 1-2 s on 2 busy cores (measured), and Ctrl-C must end the run within 2 s.
+                # Everything is written and closed by now. Skip the interpreter's teardown (unloading torch and
+                # Mitsuba is slow): Ctrl-C must end the run within 2 s.
                 print(f"{PROG}: interrupted", file=sys.stderr)
                 sys.stdout.flush()
                 sys.stderr.flush()

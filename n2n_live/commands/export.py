@@ -12,12 +12,18 @@ second independent realisation cannot sit in the same group (its last field woul
 
     cornell-box_view0007_a_0008spp.hdr.exr  .alb.exr  .nrm.exr     realisation a at 8 spp
     cornell-box_view0007_b_0008spp.hdr.exr  .alb.exr  .nrm.exr     realisation b (independent seeds)
-    cornell-box_view0007_a_ref.hdr.exr                             the reference of group a ...
-    cornell-box_view0007_b_ref.hdr.exr                             ... and of group b: a hard link, no copy
+    cornell-box_view0007_a_ref.hdr.exr  .alb.exr  .nrm.exr         the reference of group a ...
+    cornell-box_view0007_b_ref.hdr.exr  .alb.exr  .nrm.exr         ... and of group b: hard links, no copies
 
 OIDN pairs each realisation with the reference (clean targets, its own way of training); our batch trainer reads
 the same names, puts the realisations of a view back together (Noise2Noise pairs) and reads each reference once.
-A pair's albedo and normal are the same image for both realisations (hard links too).
+A pair's albedo and normal are the same image for both realisations (hard links too). The reference's albedo and
+normal, rendered at the reference's spp, are the clean features OIDN's `train.py --clean_aux` trains with.
+
+Every seed comes from `renderer.seeds`: each --seed owns blocks of seeds of its own, and a view's seeds derive
+from (--seed, view), so datasets exported with different seeds (a training and a validation set) share no seed
+whatever their view counts, and none with a live run's streams. The path views of each seed start at their own
+point of the fly-through, so two such sets do not share their first camera either.
 
 Per view, `views/<view>.json` records the camera, the seed of every render and the render times; it is written
 last, so a view is complete exactly when it exists with all its files, and a re-run skips complete views. Every
@@ -37,8 +43,11 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from renderer import seeds
 
 from ..dataset_names import REALISATION_TAGS, noisy_name, reference_name
 from ..errors import UserError, exit_on_user_error
@@ -49,6 +58,11 @@ from ..validate import (MAX_SPP, ArgumentParser, check_output_dir, check_render,
 PROG = "n2n-export"
 FORMAT = "n2n-live-dataset/1"
 RANDOM_CONE_DEG = 40.0
+# Recorded in the settings: views exported by code with another seed map (or without reference features) cannot
+# be resumed into one dataset.
+SEED_MAP = 2
+REFERENCE_CHUNK_SPP = 64
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0  # path phase per seed: frac(seed * GOLDEN) never repeats
 
 
 def view_name(scene: str, index: int) -> str:
@@ -62,23 +76,25 @@ def _unit(v):
     return v / n if n > 0 else v
 
 
-def view_cameras(path, count: int, path_fraction: float, seed: int) -> list[tuple[str, float, object]]:
+def view_cameras(path, count: int, path_fraction: float, seed: int, scene: int = 0) -> list[tuple[str, float, Any]]:
     """`count` (kind, frame, Camera): the first part evenly along the path, the rest random near it.
 
-    A random view takes a random point of the path, moves the eye by about 15 % of its look distance, and
-    looks in a random direction within RANDOM_CONE_DEG of the path's (so that it sees the scene, not the void
-    behind an open side or the inside of a wall). Deterministic in (seed, index): shards and re-runs agree.
+    The path views of seed s start frac(s * GOLDEN) of a spacing along the path: another seed, another first
+    camera (seed 0 starts at frame 0). A random view takes a random point of the path, moves the eye by about
+    15 % of its look distance, and looks in a random direction within RANDOM_CONE_DEG of the path's (so that it
+    sees the scene, not the void behind an open side or the inside of a wall). Deterministic in (seed, scene, index): shards and re-runs agree.
     """
     from renderer.camera import Camera
 
     n_path = min(count, max(0, round(count * path_fraction)))
+    phase = (seed * GOLDEN) % 1.0
     views = []
     for i in range(count):
         if i < n_path:
-            frame = i * path.frames_per_loop / n_path
+            frame = (i + phase) * path.frames_per_loop / n_path
             views.append(("path", frame, path.at(frame)))
             continue
-        rng = np.random.default_rng([seed, 7919, i])
+        rng = np.random.default_rng([seed * 1000 + scene, 7919, i])  # the older export's views (seed 0)
         frame = float(rng.uniform(0, path.frames_per_loop))
         cam = path.at(frame)
         dist = float(np.linalg.norm(cam.target - cam.origin))
@@ -102,11 +118,6 @@ def _link(src: Path, dst: Path) -> None:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-
-
-def _view_files(view: str, spp: list[int], tags: str) -> list[str]:
-    names = [noisy_name(view, t, s, f) for s in spp for t in tags for f in ("hdr", "alb", "nrm")]
-    return names + [reference_name(view, t) for t in tags]
 
 
 def _is_complete(out: Path, view: str) -> bool:
@@ -144,79 +155,68 @@ def write_manifest(out: Path) -> dict:
             continue
     settings = records[0]["settings"] if records else {}
     manifest = {"format": FORMAT, "naming": "OIDN training toolkit: <view>_<r>_<NNNN>spp.{hdr,alb,nrm}.exr, "
-                "<view>_<r>_ref.hdr.exr; r = independent realisation",
+                "<view>_<r>_ref.{hdr,alb,nrm}.exr; r = independent realisation",
                 "settings": settings, "scenes": sorted({r["scene"] for r in records}),
                 "views": records}
     write_json(out / "manifest.json", manifest)
     return manifest
 
 
-def _render_view(out: Path, tracers: dict, v: dict, settings: dict, seed_offset: int) -> dict:
+def _render_view(out: Path, tracers: dict, v: dict, settings: dict) -> dict:
     """Render and write one view's files; return its record (the sidecar is written by the caller)."""
-    name, cam = v["name"], v["camera"]
+    name, cam, g, seed = v["name"], v["camera"], v["global_index"], settings["seed"]
     tags = REALISATION_TAGS[:settings["realisations"]]
-    n_levels, n_pairs = len(settings["spp"]), (len(tags) + 1) // 2
+    n_pairs, per_view = (len(tags) + 1) // 2, _pairs_per_view(settings)
     renders, files = [], []
     for k, spp in enumerate(settings["spp"]):
         tracer = tracers[spp]
         for p in range(n_pairs):
-            # A frame number unique to (view, spp level, pair) over the whole dataset: the tracer derives the
-            # seeds of both noisy images and of the feature pass from it, so no two renders share a seed.
-            frame = (v["global_index"] * n_levels + k) * n_pairs + p
-            pair = tracer.render_pair(cam, frame)
+            index = k * n_pairs + p  # (spp level, pair): its own seeds among the view's
+            pair_seeds = seeds.export_pair(seed, g, index, per_view)
+            pair = tracer.render_pair(cam, index, pair_seeds)
             pair_tags = tags[2 * p:2 * p + 2]
             alb, nrm = (out / noisy_name(name, pair_tags[0], spp, f) for f in ("alb", "nrm"))
             _write(alb, pair.albedo)
             _write(nrm, pair.normal)
-            record = {"spp": spp, "frame": frame, "files": {}, "seeds": {},
-                      "feature_seed": FEATURE_SEED_BASE + frame + seed_offset,
+            record = {"spp": spp, "pair": index, "files": {}, "seeds": {}, "feature_seed": pair_seeds[2],
                       "render_ms": round(float(pair.render_ms), 3)}  # both noisy images and the feature pass
-            for t, image, seed in zip(pair_tags, (pair.noisy_a, pair.noisy_b), pair.seeds):
+            for t, image, render_seed in zip(pair_tags, (pair.noisy_a, pair.noisy_b), pair.seeds):
                 hdr = out / noisy_name(name, t, spp, "hdr")
                 _write(hdr, image)
                 if t != pair_tags[0]:  # the same albedo and normal for both realisations of a pair
                     _link(alb, out / noisy_name(name, t, spp, "alb"))
                     _link(nrm, out / noisy_name(name, t, spp, "nrm"))
                 files += [noisy_name(name, t, spp, f) for f in ("hdr", "alb", "nrm")]
-                record["files"][t], record["seeds"][t] = hdr.name, int(seed)
+                record["files"][t], record["seeds"][t] = hdr.name, int(render_seed)
             renders.append(record)
-    ref_seed = _reference_first_seed(v["global_index"], settings)
+    ref_seeds = seeds.export_reference(seed, g, settings["ref_spp"])
+    aux_seeds = seeds.export_reference_features(seed, g, settings["ref_spp"])
+    tracer = tracers[settings["spp"][0]]
     t0 = time.perf_counter()
-    ref = tracers[settings["spp"][0]].render_reference(cam, settings["ref_spp"], REFERENCE_CHUNK_SPP, first_seed=ref_seed)
+    ref = tracer.render_reference(cam, len(ref_seeds), REFERENCE_CHUNK_SPP, first_seed=ref_seeds.start)
     ref_ms = (time.perf_counter() - t0) * 1000.0
-    first = out / reference_name(name, tags[0])
-    _write(first, ref)
-    for t in tags[1:]:
-        _link(first, out / reference_name(name, t))
-    files += [reference_name(name, t) for t in tags]
+    albedo, normal = tracer.render_reference_features(cam, len(aux_seeds), REFERENCE_CHUNK_SPP, aux_seeds.start)
+    for f, image in (("hdr", ref), ("alb", albedo), ("nrm", normal)):
+        first = out / reference_name(name, tags[0], f)
+        _write(first, image)
+        for t in tags[1:]:
+            _link(first, out / reference_name(name, t, f))
+        files += [reference_name(name, t, f) for t in tags]
     return {
         "name": name, "scene": v["scene"], "kind": v["kind"], "frame": v["frame"], "index": v["index"],
         "camera": {"origin": cam.origin.tolist(), "target": cam.target.tolist(), "up": cam.up.tolist(),
                    "fov_deg": cam.fov_deg},
         "renders": renders,
-        "reference": {"file": first.name, "spp": settings["ref_spp"], "chunk_spp": REFERENCE_CHUNK_SPP,
-                      "first_seed": ref_seed, "render_ms": round(ref_ms, 3)},
+        "reference": {"file": reference_name(name, tags[0]), "spp": settings["ref_spp"],
+                      "chunk_spp": REFERENCE_CHUNK_SPP, "first_seed": ref_seeds.start,
+                      "features_first_seed": aux_seeds.start, "render_ms": round(ref_ms, 3)},
         "settings": settings, "files": files,
     }
 
 
-# Mitsuba seeds are 32-bit. The tracer uses [0, 2**31) for noisy pairs (2n, 2n + 1), [3 * 2**30, 2**32) for
-# feature passes and, by default, 2**31 + k for the chunks of a reference, the same k = 0, 1, ... for every
-# camera. A dataset's references need seeds distinct from each other's too (else their residual noise would
-# repeat from view to view), so each view gets its own range of ref_spp seeds in [2**31 + 2**29, 3 * 2**30).
-FEATURE_SEED_BASE = 3 * 2**30
-EXPORT_REFERENCE_SEED_BASE = 2**31 + 2**29
-EXPORT_REFERENCE_SEED_END = 3 * 2**30
-REFERENCE_CHUNK_SPP = 64
-
-
-def _reference_first_seed(global_index: int, settings: dict) -> int:
-    span = settings["ref_spp"]  # a reference renders at most ref_spp chunks, so this range is enough
-    first = EXPORT_REFERENCE_SEED_BASE + (settings["seed"] * settings["total_views"] + global_index) * span
-    if first + span > EXPORT_REFERENCE_SEED_END:
-        raise UserError(f"--seed {settings['seed']} with {settings['total_views']} views and --ref-spp "
-                        f"{settings['ref_spp']}: reference seeds would overflow Mitsuba's 32-bit range; use a smaller --seed")
-    return first
+def _pairs_per_view(settings: dict) -> int:
+    """Noisy pairs of one view: a pair per two realisations (an odd last one uses half a pair), per spp level."""
+    return len(settings["spp"]) * ((settings["realisations"] + 1) // 2)
 
 
 def _write(path: Path, image) -> None:
@@ -246,8 +246,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--ref-spp", type=integer(1, MAX_SPP), default=1024, metavar="R", help="reference spp (default 1024)")
     ap.add_argument("--realisations", type=integer(1, len(REALISATION_TAGS)), default=2,
                     help="independent noisy renders per view and spp (default 2)")
-    ap.add_argument("--seed", type=integer(0, 2**20), default=0,
-                    help="base seed: views and render seeds derive from it")
+    ap.add_argument("--seed", type=integer(0, seeds.EXPORT_SEEDS - 1), default=0,
+                    help="dataset seed: views and render seeds derive from it; datasets with different seeds share "
+                    "no render seed (e.g. 0 for training, 1 for validation)")
     ap.add_argument("--variant", default=None, type=nonempty,
                     help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else scalar_rgb)")
     ap.add_argument("--out", required=True, type=path_arg, metavar="DIR", help="dataset folder")
@@ -276,14 +277,12 @@ def export(args: argparse.Namespace) -> dict:
     width, height = args.size
     settings = {"size": [width, height], "spp": args.spp, "ref_spp": args.ref_spp, "realisations": args.realisations,
                 "views_per_scene": args.views, "path_fraction": args.path_fraction, "seed": args.seed,
-                "total_views": args.views * len(args.scene)}
+                "total_views": args.views * len(args.scene), "seed_map": SEED_MAP}
     _check_settings(out, settings)
-    # Frame numbers (view, spp level, pair) run over [0, frames); --seed shifts them by whole datasets so that
-    # two exports with different seeds share no seed. The tracer needs frame + offset < 2**30.
-    frames = settings["total_views"] * len(args.spp) * ((args.realisations + 1) // 2)
-    seed_offset = args.seed * frames
-    if seed_offset + frames > 2**30:
-        raise UserError(f"--seed {args.seed}: seeds would leave Mitsuba's range for {frames} renders; use a smaller --seed")
+    try:
+        seeds.check_export(args.seed, settings["total_views"], _pairs_per_view(settings), args.ref_spp)
+    except ValueError as e:
+        raise UserError(f"--seed {args.seed}: {e}") from None
 
     from renderer.variant import choose_variant
 
@@ -312,13 +311,13 @@ def export(args: argparse.Namespace) -> dict:
                 continue
             if loaded is None:
                 loaded = load_scene(spec, width, height)
-                cams = view_cameras(loaded.path, args.views, args.path_fraction, seed=args.seed * 1000 + s)
-                tracers = {spp: PathTracer(loaded, spp=spp, seed=seed_offset) for spp in args.spp}
+                cams = view_cameras(loaded.path, args.views, args.path_fraction, seed=args.seed, scene=s)
+                tracers = {spp: PathTracer(loaded, spp=spp) for spp in args.spp}
             kind, frame, cam = cams[i]
             _remove_temporaries(out, name)
             v = {"name": name, "scene": loaded.name, "kind": kind, "frame": float(frame), "camera": cam, "index": i,
                  "global_index": s * args.views + i}
-            record = _render_view(out, tracers, v, settings, seed_offset)
+            record = _render_view(out, tracers, v, settings)
             record["variant"] = variant
             write_json(out / "views" / f"{name}.json", record)
             done += 1
@@ -337,6 +336,9 @@ def _check_settings(out: Path, settings: dict) -> None:
             old = json.loads(p.read_text()).get("settings", {})
         except (OSError, ValueError):
             return
+        if old.get("seed_map") != SEED_MAP:
+            raise UserError(f"{out}: holds views exported by an older n2n-export (other seeds and cameras, no reference "
+                            f"albedo/normal); use another --out")
         keys = ("size", "spp", "ref_spp", "realisations", "views_per_scene", "path_fraction", "seed", "total_views")
         diff = [k for k in keys if k in old and old[k] != settings[k]]
         if diff:

@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from renderer import seeds
+
 from ..io_utils import atomic_path, user_cache_dir
 from ..metrics import psnr_hdr
 
-# Seeds of the two halves: inside the renderer's reference range (2**31 + k) but 2**29 above its start, so they
-# never meet the chunks of the clean-target network's per-frame targets (which start at 2**31).
-EVAL_SEED_BASE = 2**31 + 2**29
 HALVES_TO_FULL_DB = 10.0 * math.log10(4.0)  # PSNR(h1, h2) -> the mean's PSNR against the truth
 CACHE_VERSION = 1
 
@@ -89,7 +88,7 @@ class ReferenceStore:
         if self._fingerprint is None:
             self._fingerprint = scene_fingerprint(self.tracer.loaded.source or self.tracer.loaded.name)
         parts = [CACHE_VERSION, self._fingerprint, list(cam.key()), self.tracer.width, self.tracer.height,
-                 self.spp, EVAL_SEED_BASE, self.tracer.variant, mi.__version__]
+                 self.spp, seeds.evaluation_halves(self.spp)[0].start, self.tracer.variant, mi.__version__]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
 
     def get(self, cam) -> Reference:
@@ -100,9 +99,8 @@ class ReferenceStore:
             if halves is not None and halves[0].shape[:2] == (self.tracer.height, self.tracer.width):
                 return self._reference(*halves, ms=0.0, cached=True)
         t0 = time.perf_counter()
-        half = self.spp // 2
-        h1 = self.tracer.render_reference(cam, half, first_seed=EVAL_SEED_BASE)
-        h2 = self.tracer.render_reference(cam, self.spp - half, first_seed=EVAL_SEED_BASE + half)
+        h1, h2 = (self.tracer.render_reference(cam, len(r), first_seed=r.start)
+                  for r in seeds.evaluation_halves(self.spp))
         ms = (time.perf_counter() - t0) * 1000.0
         if path is not None:
             _write_halves(path, h1, h2)

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
+from renderer import seeds
 
 from .. import models
 from . import oidn
@@ -163,7 +164,8 @@ class LiveLoop:
         target, clean_target_ms = None, 0.0
         if self.clean_trainer is not None:
             t0 = time.perf_counter()
-            target = self.tracer.render_reference(cam, cfg.clean_target_spp)
+            target = self.tracer.render_reference(cam, cfg.clean_target_spp,
+                                                  first_seed=seeds.clean_target(cfg.clean_target_spp).start)
             clean_target_ms = (time.perf_counter() - t0) * 1000.0
 
         # train: in this thread (sync) or hand the pair to the trainer thread (newest wins)
