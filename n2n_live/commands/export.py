@@ -297,32 +297,32 @@ def export(args: argparse.Namespace) -> dict:
         mine = [i for i in range(args.views) if (s * args.views + i) % shard_n == shard_i]
         todo.append((s, spec, mine))
     total = sum(len(m) for _, _, m in todo)
-    bar = tqdm(total=total, desc=PROG, unit="view", disable=args.quiet, file=sys.stderr)
     done = skipped = 0
-    for s, spec, mine in todo:
-        loaded = None
-        for i in mine:
-            # Cheap check first: a complete view needs neither the scene nor the renderer.
-            scene_name = Path(spec).stem if spec.lower().endswith(".xml") else spec
-            name = view_name(scene_name, i)
-            if _is_complete(out, name):
-                skipped += 1
+    # closed before an error leaves the loop, so that the error's one line is not followed by the bar again
+    with tqdm(total=total, desc=PROG, unit="view", disable=args.quiet, file=sys.stderr) as bar:
+        for s, spec, mine in todo:
+            loaded = None
+            for i in mine:
+                # Cheap check first: a complete view needs neither the scene nor the renderer.
+                scene_name = Path(spec).stem if spec.lower().endswith(".xml") else spec
+                name = view_name(scene_name, i)
+                if _is_complete(out, name):
+                    skipped += 1
+                    bar.update(1)
+                    continue
+                if loaded is None:
+                    loaded = load_scene(spec, width, height)
+                    cams = view_cameras(loaded.path, args.views, args.path_fraction, seed=args.seed, scene=s)
+                    tracers = {spp: PathTracer(loaded, spp=spp) for spp in args.spp}
+                kind, frame, cam = cams[i]
+                _remove_temporaries(out, name)
+                v = {"name": name, "scene": loaded.name, "kind": kind, "frame": float(frame), "camera": cam, "index": i,
+                     "global_index": s * args.views + i}
+                record = _render_view(out, tracers, v, settings)
+                record["variant"] = variant
+                write_json(out / "views" / f"{name}.json", record)
+                done += 1
                 bar.update(1)
-                continue
-            if loaded is None:
-                loaded = load_scene(spec, width, height)
-                cams = view_cameras(loaded.path, args.views, args.path_fraction, seed=args.seed, scene=s)
-                tracers = {spp: PathTracer(loaded, spp=spp) for spp in args.spp}
-            kind, frame, cam = cams[i]
-            _remove_temporaries(out, name)
-            v = {"name": name, "scene": loaded.name, "kind": kind, "frame": float(frame), "camera": cam, "index": i,
-                 "global_index": s * args.views + i}
-            record = _render_view(out, tracers, v, settings)
-            record["variant"] = variant
-            write_json(out / "views" / f"{name}.json", record)
-            done += 1
-            bar.update(1)
-    bar.close()
     manifest = write_manifest(out)
     print(f"{PROG}: {done} views rendered, {skipped} already complete, {len(manifest['views'])} in {out}",
           file=sys.stderr)
