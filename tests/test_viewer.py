@@ -412,16 +412,15 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
     import glfw
     from imgui_bundle import imgui
 
+    from n2n_live.commands.cli import build_parser
     from n2n_live.viewer.app import Viewer
     from n2n_live.viewer.modes import MODES
     from n2n_live.viewer.window import Window
 
     win = Window(900, 500, "n2n-live test")
     loop = FakeLoop()
-    args = argparse.Namespace(mode="denoised", split="noisy,denoised", still=True, render_scale=None, size="64x48",
-                              preset="cpu",
-                              stats_jsonl=str(tmp_path / "s.jsonl"), screenshot_dir=str(tmp_path), keyframes=None,
-                              exit_after_frames=None, screenshot=None, pause_training=False)
+    args = build_parser().parse_args(["--still", "--size", "64x48", "--preset", "cpu", "--stats-jsonl",
+                                      str(tmp_path / "s.jsonl"), "--screenshot-dir", str(tmp_path)])
     v = Viewer(loop, loop.cfg, args, win)
     io = imgui.get_io()
 
@@ -539,7 +538,8 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
         assert abs(v.fly.speed / speed - 1.25 ** 2) < 1e-6
 
         # 'window x scale': the render size follows the window's image area once its size settles
-        v.render_follow, v.render_scale = True, 0.25
+        v.sizing.choose("window")
+        v.sizing.scale = 0.25
         glfw.set_window_size(win.handle, 700, 400)
         deadline = time.monotonic() + 20
         while not loop.resized and time.monotonic() < deadline:
@@ -549,17 +549,18 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
         frames(2)
         assert tuple(v.result.denoised.shape[:2]) == (100, int((700 - pw) * 0.25))
 
-        # 'auto': the size climbs the ladder towards the target frame rate (these frames take ~50 ms against a
-        # 2 s target) and stops at the preset's bound; training goes on across sizes; 'pin' holds the size
+        # 'auto': the size climbs the ladder towards the target frame rate (these frames take far less than the
+        # 250 ms of 4 fps) and stops at the preset's bound; training goes on across sizes; 'pin' holds the size;
         # the frame rate is capped at the target: the CPU a faster display would take goes to the trainer
         glfw.set_window_size(win.handle, 900, 500)
         v.pin_size(64, 48)
-        v.auto_size, v.autosize.target_fps = True, 4.0
-        v.autosize.settle, v.autosize.window = 1, 2  # decide after few frames (the logic is tested in the units)
+        v.sizing.choose("auto")
+        v.sizing.auto.target_fps = 4.0
+        v.sizing.auto.settle, v.sizing.auto.window = 1, 2  # decide after few frames (the logic is tested in the units)
         n_resized, steps, rendered, t0 = len(loop.resized), loop.trainer.stats["steps"], v.rendered, time.monotonic()
-        while v.render_size != (256, 192) and time.monotonic() < t0 + 90:
+        while v.sizing.size != (256, 192) and time.monotonic() < t0 + 90:
             frames(1)
-        assert v.render_size == (256, 192), loop.resized
+        assert v.sizing.size == (256, 192), loop.resized
         n = v.rendered - rendered
         assert n >= 6 and (n - 1) / (time.monotonic() - t0) <= 4.0  # frames start >= 1/4 s apart
         from n2n_live.viewer.autosize import LADDER
@@ -573,10 +574,10 @@ def test_viewer_ui_in_process(x_display, tmp_path, monkeypatch):
             frames(1)
         assert tuple(v.result.denoised.shape[:2]) == (192, 256)
         assert loop.trainer.stats["steps"] >= steps  # not reset by the size changes
-        v.autosize.target_fps = 1000.0  # now far too slow: it would shrink, but pinned it stays
+        v.sizing.auto.target_fps = 1000.0  # now far too slow: it would shrink, but pinned it stays
         v.pin_size()
         frames(12)
-        assert v.render_size == (256, 192) and not v.auto_size
+        assert v.sizing.size == (256, 192) and not v.sizing.is_auto
 
         # Esc quits
         assert not v.quit

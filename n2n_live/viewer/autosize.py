@@ -1,10 +1,10 @@
 """Dynamic resolution: the render size that holds a target frame rate, chosen from a fixed ladder of sizes.
 
-Every distinct film size makes Dr.Jit compile the path tracer's kernels once (measured on 2 CPU cores: 3 kernels,
-~1.4 s; a size seen before comes from the kernel cache). So sizes come from a short ladder and the controller moves
-along it with hysteresis: a size is compiled at most once per run however often the controller returns to it. The
-display scales the image to the window whatever the size; training continues across sizes (crops are clamped to the
-frame), only the still camera's accumulation starts over.
+Every distinct film size makes Dr.Jit compile the path tracer's kernels once (seconds on a CPU; a size seen before
+comes from the kernel cache). So sizes come from a short ladder and the controller moves along it with hysteresis:
+a size is compiled at most once per run however often the controller returns to it. The display scales the image
+to the window whatever the size; training continues across sizes (crops are clamped to the frame), only the still
+camera's accumulation starts over. Which size mode is active, and when a frame is due: size_policy.py.
 
     frame times at this size (after `settle` frames: the first frame at a new size compiles)
       -> median of the last `window` -> predicted time at the other rungs (proportional to pixels)
@@ -18,10 +18,6 @@ import statistics
 # Long side of the render, pixels. Steps of 12-25 %: fine enough to sit close to the target, few enough to compile.
 LADDER = (48, 64, 80, 96, 112, 128, 144, 160, 192, 224, 256, 288, 320, 384, 448, 512, 576, 640, 768, 896, 1024)
 HYSTERESIS = 0.1
-
-# Target frame rate and the bounds of the long side per preset (config.PRESETS): a CPU frame is dominated by the
-# path tracer and the U-Net, both proportional to pixels; on a GPU the paper's 512x512 is the middle of the range.
-TARGETS = {"cpu": (3.0, 64, 256), "gpu": (30.0, 256, 1024)}
 
 
 def size_for(long_side: int, aspect: float) -> tuple[int, int]:
@@ -40,13 +36,17 @@ class AutoSize:
                  settle: int = 3, window: int = 5, max_rungs: int = 2):
         self.target_fps = float(target_fps)
         self.rungs = [s for s in LADDER if min_long <= s <= max_long] or [max(min_long, min(max_long, 128))]
-        w, h = int(start[0]), int(start[1])
-        self.aspect = h / max(w, 1)
-        self.index = min(range(len(self.rungs)), key=lambda i: abs(self.rungs[i] - max(w, h)))
         self.settle, self.window, self.max_rungs = int(settle), int(window), int(max_rungs)
         self.sizes_used: set[tuple[int, int]] = set()
         self._times: list[float] = []
-        self._skip = self.settle
+        self.restart(start)
+
+    def restart(self, size: tuple[int, int]) -> None:
+        """Continue from `size` (its aspect, the nearest rung), with fresh frame times."""
+        w, h = int(size[0]), int(size[1])
+        self.aspect = h / max(w, 1)
+        self.index = min(range(len(self.rungs)), key=lambda i: abs(self.rungs[i] - max(w, h)))
+        self.hold()
 
     @property
     def size(self) -> tuple[int, int]:

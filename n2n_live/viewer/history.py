@@ -2,21 +2,14 @@
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from collections import deque
 
 import numpy as np
 
+from ..numbers import json_safe
+
 KEEP = 2000  # frames kept for the plots
-
-
-def _num(v):
-    """JSON-safe number: NaN/inf/None become None."""
-    if v is None or isinstance(v, int):
-        return v
-    v = float(v)
-    return v if math.isfinite(v) else None
 
 
 class FrameHistory:
@@ -26,7 +19,7 @@ class FrameHistory:
         self._file = open(jsonl_path, "a", buffering=1) if jsonl_path else None  # line-buffered: tests tail it
 
     def add(self, row: dict, rendered: bool) -> None:
-        row = {k: (_num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v) for k, v in row.items()}
+        row = json_safe(row)  # NaN/Inf -> None: valid JSON, and the plots and summary skip it
         self.rows.append(row)
         if rendered and row.get("frame_ms") is not None:
             self.frame_ms.append(row["frame_ms"])

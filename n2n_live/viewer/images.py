@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from ..features import sanitize
 from ..live import oidn
 from ..tonemap import T
 
@@ -77,8 +78,5 @@ class FrameImages:
             return
         for name in sources:
             img = self.source(v, name)
-            self.display.upload(name, torch.nan_to_num(img.detach().float(), nan=0.0, posinf=0.0, neginf=0.0))
+            self.display.upload(name, sanitize(img.detach().float()))
         self._uploaded = key
-
-    def invalidate(self) -> None:
-        self._uploaded = None

@@ -1,21 +1,19 @@
-"""The ImGui side: one small class per panel (stylegan3-visualizer style), the image overlay and the message log.
+"""The ImGui side: one small class per panel (stylegan3-visualizer style) and the overlay over the image.
 
 Panels read the `Viewer` (app.py) and call its actions; a user mistake becomes a red line in the Messages panel
-(and a banner over the image), never a crash.
+(messages.py) and a banner over the image, never a crash.
 """
 from __future__ import annotations
-
-import math
-import sys
-import time
-from collections import deque
 
 import numpy as np
 from imgui_bundle import imgui, implot
 
 from ..live import oidn
 from ..models import MODEL_CHOICES
+from ..numbers import fmt
+from .keyframes import KeyframeRecorder
 from .modes import MODE_LABELS, MODES, SOURCES
+from .size_policy import AUTO, FIXED, WINDOW
 
 RED = imgui.ImVec4(1.0, 0.42, 0.38, 1.0)
 YELLOW = imgui.ImVec4(1.0, 0.85, 0.35, 1.0)
@@ -27,12 +25,6 @@ def _u32(r, g, b, a=1.0) -> int:
     return imgui.get_color_u32(imgui.ImVec4(r, g, b, a))
 
 
-def _fmt(v, unit: str = "", digits: int = 1) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "-"
-    return f"{v:.{digits}f}{unit}"
-
-
 def _fit(text: str, width: float) -> str:
     """`text`, shortened with '...' to fit `width` pixels in the current font."""
     if imgui.calc_text_size(text).x <= width:
@@ -42,34 +34,6 @@ def _fit(text: str, width: float) -> str:
     return text + "..."
 
 
-class Messages:
-    """Recent info/warning/error lines for the UI."""
-
-    def __init__(self, keep: int = 50):
-        self.items: deque[tuple[float, str, str]] = deque(maxlen=keep)
-
-    def _add(self, level: str, text: str) -> None:
-        self.items.append((time.monotonic(), level, text))
-        if level != "info":  # also on the terminal: a log survives the window
-            print(f"n2n-live: {'error' if level == 'error' else 'warning'}: {text}", file=sys.stderr, flush=True)
-
-    def info(self, text: str) -> None:
-        self._add("info", text)
-
-    def warn(self, text: str) -> None:
-        self._add("warn", text)
-
-    def error(self, text: str) -> None:
-        self._add("error", text)
-
-    def last_error(self, within_s: float) -> str | None:
-        now = time.monotonic()
-        for t, level, text in reversed(self.items):
-            if level == "error" and now - t <= within_s:
-                return text
-        return None
-
-
 # ---------------------------------------------------------------------------------------------- panels
 class StatsPanel:
     def draw(self, v) -> None:
@@ -77,14 +41,14 @@ class StatsPanel:
         st = tr.stats
         r = v.result
         fps = v.history.recent_fps()
-        imgui.text(f"{_fmt(fps, ' fps')}   frame {v.rendered}   {v.render_size[0]}x{v.render_size[1]}   "
-                   f"{v.spp()} spp x 2")
-        imgui.text(f"render {_fmt(getattr(r, 'render_ms', None), ' ms', 0)}   "
-                   f"inference {_fmt(getattr(r, 'infer_ms', None), ' ms', 0)}   "
-                   f"train {_fmt(st.get('train_ms'), ' ms', 0)}")
+        w, h = v.sizing.size
+        imgui.text(f"{fmt(fps, 1, ' fps')}   frame {v.rendered}   {w}x{h}   {v.spp()} spp x 2")
+        imgui.text(f"render {fmt(getattr(r, 'render_ms', None), 0, ' ms')}   "
+                   f"inference {fmt(getattr(r, 'infer_ms', None), 0, ' ms')}   "
+                   f"train {fmt(st.get('train_ms'), 0, ' ms')}")
         state = "paused" if tr.paused else "running"
-        imgui.text(f"training {state}: {st.get('steps', 0)} steps ({_fmt(v.steps_rate.rate(), '/s')}), "
-                   f"loss {_fmt(st.get('last_loss'), '', 4)}")
+        imgui.text(f"training {state}: {st.get('steps', 0)} steps ({fmt(v.steps_rate.rate(), 1, '/s')}), "
+                   f"loss {fmt(st.get('last_loss'), 4)}")
         if st.get("skipped"):
             imgui.same_line()
             imgui.text_colored(YELLOW, f"({st['skipped']} skipped)")
@@ -183,17 +147,11 @@ class CameraPanel:
                 v.messages.info(f"saved {len(v.recorder)} keyframes to {self.path_text}")
         imgui.same_line()
         if imgui.button("load path"):
-            rec = v.attempt("load keyframes", _load_keyframes, self.path_text)
+            rec = v.attempt("load keyframes", KeyframeRecorder.load, self.path_text)
             if rec is not None:
                 v.recorder = rec
                 v.path_source, v.path_frame, v.playing = "recorded", 0.0, True
                 v.messages.info(f"loaded {len(rec)} keyframes from {self.path_text}")
-
-
-def _load_keyframes(path):
-    from .keyframes import KeyframeRecorder
-
-    return KeyframeRecorder.load(path)
 
 
 class TrainingPanel:
@@ -239,10 +197,9 @@ class TrainingPanel:
             if v.attempt("load network", lambda: (tr.load(self.ckpt_text), True)[1]):
                 v.messages.info(f"loaded the network from {self.ckpt_text}")
 
-
     @staticmethod
     def _draw_model(v) -> None:
-        """Model and temporal reuse (issue 10): changing either starts a fresh network."""
+        """Model and temporal reuse: changing either starts a fresh network."""
         cfg = v.loop.cfg
         names = list(MODEL_CHOICES)
         imgui.set_next_item_width(-110)
@@ -266,62 +223,65 @@ class ReferencePanel:
         else:
             imgui.text("progressive reference: none")
         pin, pden = v.psnr_ref
-        imgui.text(f"PSNR input {_fmt(pin, ' dB', 2)}   denoised {_fmt(pden, ' dB', 2)}")
+        imgui.text(f"PSNR input {fmt(pin, 2, ' dB')}   denoised {fmt(pden, 2, ' dB')}")
         if ref.spp and pin is None:
             imgui.text_colored(GREY, f"(PSNR once the reference has {ref.min_ratio:.0f}x the input's samples)")
         r = v.result
         if r is not None and getattr(r, "psnr_input", None) is not None:
-            imgui.text(f"vs rendered reference: input {_fmt(r.psnr_input, ' dB', 2)}, "
-                       f"denoised {_fmt(getattr(r, 'psnr_denoised', None), ' dB', 2)}")
+            imgui.text(f"vs rendered reference: input {fmt(r.psnr_input, 2, ' dB')}, "
+                       f"denoised {fmt(getattr(r, 'psnr_denoised', None), 2, ' dB')}")
             if getattr(r, "psnr_oidn", None) is not None:
-                imgui.text(f"OIDN {_fmt(r.psnr_oidn, ' dB', 2)}")
+                imgui.text(f"OIDN {fmt(r.psnr_oidn, 2, ' dB')}")
         imgui.text_colored(GREY, "still camera: the newest frames form the two streams (trained on, denoised),\n"
                                  "older ones the reference: they never share samples")
 
 
 class ScenePanel:
-    def __init__(self, scene: str = ""):
-        self.scene_text = scene
+    def __init__(self):
+        self.scene_text = None  # the scene's name or path until the user types another one
 
     def draw(self, v) -> None:
+        if self.scene_text is None:
+            self.scene_text = v.cfg.scene
         imgui.set_next_item_width(-60)
         entered, self.scene_text = imgui.input_text("##scene", self.scene_text, imgui.InputTextFlags_.enter_returns_true)
         imgui.same_line()
         if imgui.button("load") or entered:
             v.load_scene(self.scene_text)
         imgui.text_colored(GREY, "bundled name or Mitsuba 3 XML path")
-        auto = v.auto_size and not v.render_follow
-        if imgui.radio_button("auto", auto):
-            v.auto_size, v.render_follow = True, False
-            v.autosize.hold()
-        imgui.same_line()
-        if imgui.radio_button("fixed size", not auto and not v.render_follow):
-            v.pin_size()
-        imgui.same_line()
-        if imgui.radio_button("window x scale", v.render_follow):
-            v.render_follow = True
-        if auto:
-            a = v.autosize
-            imgui.set_next_item_width(-90)
-            changed, fps = imgui.slider_float("target fps", a.target_fps, 0.5, 60.0, "%.1f", imgui.SliderFlags_.logarithmic)
+        if not v.rendering and imgui.button("retry rendering"):
+            v.retry_rendering()
+
+
+class RenderSizePanel:
+    """The size policy's mode (size_policy.py) and its one setting: target fps, the size, or the scale."""
+
+    MODES = ((AUTO, "auto"), (FIXED, "fixed size"), (WINDOW, "window x scale"))
+
+    def draw(self, v) -> None:
+        s = v.sizing
+        for i, (mode, label) in enumerate(self.MODES):
+            if i:
+                imgui.same_line()
+            if imgui.radio_button(label, s.mode == mode):
+                s.choose(mode)
+        imgui.set_next_item_width(-90)
+        if s.mode == AUTO:
+            changed, fps = imgui.slider_float("target fps", s.auto.target_fps, 0.5, 60.0, "%.1f", imgui.SliderFlags_.logarithmic)
             if changed:
-                a.target_fps = fps
-            (lw, lh), (hw, hh) = a.bounds
-            imgui.text(f"{v.render_size[0]}x{v.render_size[1]} (from {lw}x{lh} to {hw}x{hh})")
+                s.auto.target_fps = fps
+            (lw, lh), (hw, hh) = s.auto.bounds
+            imgui.text(f"{s.size[0]}x{s.size[1]} (from {lw}x{lh} to {hw}x{hh})")
             imgui.same_line()
             if imgui.small_button("pin"):
                 v.pin_size()
-                v.messages.info(f"render size pinned at {v.render_size[0]}x{v.render_size[1]}")
-        elif v.render_follow:
-            imgui.set_next_item_width(-90)
-            _, v.render_scale = imgui.slider_float("render scale", v.render_scale, 0.05, 1.0, "%.2f")
+                v.messages.info(f"render size pinned at {s.size[0]}x{s.size[1]}")
+        elif s.mode == WINDOW:
+            _, s.scale = imgui.slider_float("render scale", s.scale, 0.05, 1.0, "%.2f")
         else:
-            imgui.set_next_item_width(-90)
-            changed, wh = imgui.input_int2("WxH", list(v.render_size), imgui.InputTextFlags_.enter_returns_true)
+            changed, wh = imgui.input_int2("WxH", list(s.size), imgui.InputTextFlags_.enter_returns_true)
             if changed:
                 v.set_render_size(*wh)
-        if not v.rendering and imgui.button("retry rendering"):
-            v.retry_rendering()
 
 
 class MessagesPanel:
@@ -350,17 +310,15 @@ class SidePanel:
             ("Training", TrainingPanel(), True),
             ("Camera", CameraPanel(), True),
             ("Reference", ReferencePanel(), True),
-            ("Scene and render size", None, False),
+            ("Scene", ScenePanel(), False),
+            ("Render size", RenderSizePanel(), False),
             ("Messages", MessagesPanel(), True),
         ]
-        self._scene_panel = None
 
     def width(self, window_width: int) -> int:
         return int(min(self.WIDTH, max(240, window_width * 0.4)))
 
     def draw(self, v) -> None:
-        if self._scene_panel is None:
-            self._scene_panel = ScenePanel(v.cfg.scene)
         ww, wh = v.window.window_size()
         pw = self.width(ww)
         imgui.set_next_window_pos(imgui.ImVec2(ww - pw, 0), imgui.Cond_.always)
@@ -369,7 +327,6 @@ class SidePanel:
                  | imgui.WindowFlags_.no_saved_settings)
         imgui.begin("n2n-live: Noise2Noise, trained live", None, flags)
         for title, panel, default_open in self.sections:
-            panel = panel or self._scene_panel
             if imgui.collapsing_header(title, OPEN if default_open else 0):
                 imgui.push_id(title)
                 panel.draw(v)
@@ -396,11 +353,9 @@ class Overlay:
             self._label(dl, x + w - tw - 16, y + 8, right)
         label = MODE_LABELS[v.mode][2:]
         tr = v.loop.trainer
-        w, h = v.render_size
-        sizing = (f"auto {v.autosize.target_fps:g} fps" if v.auto_size and not v.render_follow else
-                  "window x scale" if v.render_follow else "pinned")
+        w, h = v.sizing.size
         status = (f"{label}   |   {v.preset} preset{' (CUDA)' if v.preset == 'gpu' else ' (no CUDA)' if v.preset_auto else ''}"
-                  f"   |   {w}x{h} {sizing}   |   training {'paused' if tr.paused else 'on'}, "
+                  f"   |   {w}x{h} {v.sizing.label()}   |   training {'paused' if tr.paused else 'on'}, "
                   f"{tr.stats.get('steps', 0)} steps")
         if v.playing:
             status += "   |   fly-through"

@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from ..features import sanitize
 from ..metrics import psnr_hdr
 
 
@@ -20,36 +21,21 @@ class ProgressiveReference:
         self.reset()
 
     def reset(self) -> None:
-        self._key = None
         self._sum: torch.Tensor | None = None
         self.images = 0  # 8-spp images accumulated (two per frame)
         self.spp = 0
-
-    def follow(self, key) -> bool:
-        """Start over when the camera key (or anything else that changes the image) differs; True if it did."""
-        if key != self._key:
-            self.reset()
-            self._key = key
-            return True
-        return False
 
     @property
     def mean(self) -> torch.Tensor | None:
         return None if self._sum is None else (self._sum / self.images).float()
 
     def add(self, image: torch.Tensor, spp: int = 1) -> None:
-        image = torch.nan_to_num(image.detach(), nan=0.0, posinf=0.0, neginf=0.0).double()
+        image = sanitize(image.detach()).double()
         if self._sum is None or self._sum.shape != image.shape:
             self._sum, self.images, self.spp = torch.zeros_like(image), 0, 0
         self._sum += image
         self.images += 1
         self.spp += int(spp)
-
-    def seed(self, image: torch.Tensor, spp: int, image_spp: int) -> None:
-        """Replace the mean with a converged render of `spp` samples, weighted as spp / image_spp images."""
-        weight = max(1, round(spp / max(1, image_spp)))
-        self._sum = torch.nan_to_num(image.detach(), nan=0.0, posinf=0.0, neginf=0.0).double() * weight
-        self.images, self.spp = weight, int(spp)
 
     def measure(self, noisy: torch.Tensor, denoised: torch.Tensor, exposure: float = 1.0):
         """(PSNR of the input, PSNR of the denoised image) against the current reference; None without one."""
@@ -131,8 +117,8 @@ class StillStreams:
 
     def add(self, pair, spp: int):
         """Take frame n's fresh pair; return a copy whose noisy_a/noisy_b are the streams' means."""
-        a = torch.nan_to_num(pair.noisy_a.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
-        b = torch.nan_to_num(pair.noisy_b.detach().float(), nan=0.0, posinf=0.0, neginf=0.0)
+        a = sanitize(pair.noisy_a.detach().float())
+        b = sanitize(pair.noisy_b.detach().float())
         if self._sum_a is None or self._sum_a.shape != a.shape:
             self._frames.clear()
             self._sum_a, self._sum_b = torch.zeros_like(a, dtype=torch.float64), torch.zeros_like(b, dtype=torch.float64)

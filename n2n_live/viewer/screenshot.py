@@ -45,7 +45,7 @@ def take_screenshots(v, fb_w: int, fb_h: int) -> None:
     pixels = read_framebuffer(fb_w, fb_h)
     requests, v.screenshot_requests = v.screenshot_requests, []
     for path in dict.fromkeys(requests):
-        path = path or next_screenshot_path(getattr(v.args, "screenshot_dir", None) or DEFAULT_FOLDER, v.rendered)
+        path = path or next_screenshot_path(v.args.screenshot_dir or DEFAULT_FOLDER, v.rendered)
         # the reference layer is what the 'reference' mode shows: the progressive reference, else the pair average
         reference = v.images.reference(v) if v.result is not None else None
         written = v.attempt("screenshot", save_screenshot, path, pixels, v.result, reference)

@@ -83,6 +83,6 @@ def stats_row(v, stepped: bool) -> dict:
         "psnr_input": getattr(r, "psnr_input", None), "psnr_denoised": getattr(r, "psnr_denoised", None),
         "reference_spp": v.reference.spp, "playing": v.playing,
         "origin": [round(float(c), 5) for c in v.camera.origin],
-        "size": list(v.render_size), "auto_size": bool(v.auto_size and not v.render_follow),
+        "size": list(v.sizing.size), "auto_size": v.sizing.is_auto,
         "stream_spp": v.reference.stream_spp,
     }

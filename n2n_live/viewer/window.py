@@ -8,6 +8,8 @@ from imgui_bundle.python_backends.glfw_backend import GlfwRenderer
 
 from ..errors import UserError
 
+BACKGROUND = (0.08, 0.08, 0.09, 1.0)  # the window around and behind the image
+
 
 class Window:
     """Owns the GLFW window, the GL context and the ImGui/ImPlot contexts (main thread only)."""
@@ -75,6 +77,23 @@ class Window:
 
     def cursor_pos(self) -> tuple[float, float]:
         return glfw.get_cursor_pos(self.handle)
+
+    def clear(self) -> tuple[int, int]:
+        """Viewport over the whole framebuffer, cleared to the background; returns the framebuffer size."""
+        fb_w, fb_h = self.framebuffer_size()
+        gl.glViewport(0, 0, fb_w, fb_h)
+        gl.glClearColor(*BACKGROUND)
+        gl.glClear(gl.GL_COLOR_BUFFER_BIT)
+        return fb_w, fb_h
+
+    def show_text(self, text: str) -> None:
+        """One frame with a line of text and nothing else (while the scene loads)."""
+        self.poll()
+        imgui.new_frame()
+        imgui.get_background_draw_list().add_text(imgui.ImVec2(20, 20), 0xFFFFFFFF, text)
+        self.clear()
+        self.render_imgui()
+        self.swap()
 
     def render_imgui(self) -> None:
         imgui.render()
