@@ -56,6 +56,28 @@ def test_clean_target_network_trains_on_references():
         assert loop.clean_trainer.stats["steps"] == 2
 
 
+def test_n2n_compare_replays_recorded_pairs_through_the_loop(tmp_path):
+    """LiveLoop(render_pair=...) trains and denoises the pairs it is handed (n2n-compare's recorded frames), in the
+    frames' order, while references still come from the loop's own tracer."""
+    from n2n_live.commands.compare import COLUMNS, record, run_variant
+
+    cfg = tiny(width=16, height=16, crop=16, spp=2, frames=3, reference_spp=8, reference_cache="off")
+    pairs, _ = record(cfg)
+    asked = []
+
+    def replay(cam, frame):
+        asked.append(frame)
+        return pairs[frame]
+
+    with LiveLoop(cfg, render_pair=replay) as loop:
+        results = [loop.step(evaluate=True) for _ in range(2)]
+    assert asked == [0, 1] and all(r.pair is p for r, p in zip(results, pairs))
+    assert all(r.psnr_input is not None and r.train_steps > 0 for r in results)
+    rows = run_variant(cfg, pairs, tmp_path / "run.csv")
+    assert [row["frame"] for row in rows] == [0, 1, 2] and set(rows[0]) == set(COLUMNS)
+    assert rows[-1]["psnr_denoised"] is not None  # the last frame is evaluated
+
+
 def test_compare_clean_needs_a_reference():
     with pytest.raises(UserError):
         LiveLoop(tiny(reference_spp=0, compare=("clean",)))

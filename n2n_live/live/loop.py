@@ -63,9 +63,13 @@ class FrameResult:
 
 
 class LiveLoop:
-    """render -> submit (or train_now in sync mode) -> denoise -> metrics, one call of `step` per frame."""
+    """render -> submit (or train_now in sync mode) -> denoise -> metrics, one call of `step` per frame.
 
-    def __init__(self, cfg: LiveConfig):
+    `render_pair(camera, frame) -> pair`, when given, is where each frame's noisy pair comes from instead of the
+    loop's PathTracer (n2n-compare replays recorded frames); references and clean targets still use the tracer.
+    """
+
+    def __init__(self, cfg: LiveConfig, render_pair=None):
         from renderer.scene import load_scene
         from renderer.tracer import PathTracer
         from renderer.variant import choose_variant
@@ -78,6 +82,7 @@ class LiveLoop:
         self.variant = choose_variant(cfg.variant)
         self.loaded = load_scene(cfg.scene, cfg.width, cfg.height)
         self.tracer = PathTracer(self.loaded, spp=cfg.spp, seed=cfg.seed)
+        self._render_pair = render_pair
         self.references = self._reference_store()
 
         torch.manual_seed(cfg.seed)
@@ -154,7 +159,8 @@ class LiveLoop:
         cfg = self.cfg
         cam = self.camera_at() if camera is None else camera
         # render the noisy pair (+ albedo, normal); the clean-target network's per-frame target
-        raw = pair = self.tracer.render_pair(cam, self.frame)
+        render = self._render_pair or self.tracer.render_pair
+        raw = pair = render(cam, self.frame)
         if pair_filter is not None:
             pair = pair_filter(pair)
         if self.temporal is not None:
