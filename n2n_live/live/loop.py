@@ -6,9 +6,8 @@ copies of the rendered tensors.
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -33,7 +32,7 @@ class FrameResult:
     camera: object
     pair: object  # renderer.tracer.FramePair
     denoised: torch.Tensor  # average of both denoised noisy images
-    reference: torch.Tensor | None = None  # the converged reference, only on evaluated frames (evaluation.py)
+    reference: torch.Tensor | None = None  # the converged reference, only on evaluated frames (evaluation/)
     oidn: torch.Tensor | None = None  # OIDN on the average of the two noisy images ('oidn' in cfg.compare)
     clean: torch.Tensor | None = None  # the clean-target network's output ('clean' in cfg.compare)
     render_ms: float = 0.0  # the noisy pair (both images + albedo/normal), as the renderer measured it
@@ -59,7 +58,6 @@ class FrameResult:
     flicker_oidn: float | None = None
     flicker_reference: float | None = None  # the floor reprojection leaves (needs references on both frames)
     psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
-    extra: dict = field(default_factory=dict)
 
 
 class LiveLoop:
@@ -216,7 +214,7 @@ class LiveLoop:
             clean_ms=clean_ms, clean_target_ms=clean_target_ms, version=version, skipped=stats["skipped"],
             sanitized_frames=stats["sanitized_frames"])
         if self.references is not None and (self.evaluates() if evaluate is None else evaluate):
-            # PSNR on tonemapped values against this camera's converged reference (evaluation.py)
+            # PSNR on tonemapped values against this camera's converged reference (evaluation/references.py)
             ref = self.references.get(cam)
             s = score_frame(raw, ref.image, cfg.exposure, denoised=denoised, clean=clean, oidn=oidn_img)
             if self.temporal is not None:
@@ -293,8 +291,3 @@ class LiveLoop:
     def __exit__(self, *exc):
         self.close()
 
-
-def mean_last(values, n: int = 10) -> float:
-    """Mean of the last n finite values (NaN when none)."""
-    vals = [v for v in values if v is not None and not math.isnan(v)][-n:]
-    return sum(vals) / len(vals) if vals else float("nan")
