@@ -4,10 +4,10 @@
     n2n-compare --size 64 --frames 40 --scenes cornell-box        # a quick design check
 
 Each scene's noisy pairs (with albedo/normal/position) are rendered once, then every variant replays exactly those
-frames through the live loop (LiveLoop in sync mode: temporal -> train -> denoise -> metrics; only the pair
-renderer is swapped for the recorded frames), so differences between variants are the denoisers' alone. Frames
-10, 40, 80 (1-based) and the last 10 are evaluated against converged references (evaluation.py: rendered once,
-cached on disk, their noise floor reported).
+frames through the live loop (LiveLoop in sync mode, its `render_pair` handing out the recorded frames:
+temporal -> train -> denoise -> metrics), so differences between variants are the denoisers' alone. Frames
+10, 40, 80 (1-based) and the last 10 are evaluated against converged references (evaluation/references.py:
+rendered once, cached on disk, their noise floor reported).
 Per scene and variant: PSNR at those frames and over the last 10, the flicker figure (stability.py) over the last
 10 frames, and the network's CPU time per frame (training + inference); OIDN on the same frames. Writes
 OUT/results.json, OUT/table.md and one metrics CSV per run.
@@ -126,7 +126,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--crop", type=int, default=None, help="training crop (default: the frame)")
     ap.add_argument("--lr", type=float, default=None, help="default: the CPU preset's")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reference-cache", default=None, help="folder of cached references (evaluation.py; default "
+    ap.add_argument("--reference-cache", default=None, help="folder of cached references (default "
                     "$N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references)")
     ap.add_argument("--out", type=Path, default=Path("out") / "compare")
     args = ap.parse_args(argv)

@@ -9,9 +9,9 @@ project is measured one way:
   samples each (seeds of their own, never those of the noisy pairs or of the clean-target network's per-frame
   targets); the reference is their mean, and the PSNR between the halves says how noisy it still is:
   mse(h1, h2) = 2 var(half) = 4 var(mean), so the reference's own PSNR against the truth is
-  PSNR(h1, h2) + 10 log10(4) = +6.02 dB (measured on the Cornell box, 64x64, against 8192 spp: 512 spp predicted
-  45.2, measured 44.9; 128 spp predicted 39.2, measured 39.4). A method scoring near that floor is capped by it.
-- Converged references are expensive (2048 spp at 128x128 is ~0.5 min on two CPU cores), so they are rendered
+  PSNR(h1, h2) + 10 log10(4) = +6.02 dB (test_evaluation checks the prediction against the truth). A method
+  scoring near that floor is capped by it.
+- Converged references are expensive (thousands of samples per pixel), so they are rendered
   only every `eval_every` frames and cached on disk, keyed by scene content, camera, size, spp, seeds and
   variant: a benchmark that flies the same path with several models renders each reference once.
 """
