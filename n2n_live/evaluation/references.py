@@ -54,20 +54,6 @@ class Reference:
     cached: bool = False
 
 
-def scene_fingerprint(source: str) -> str:
-    """Identifies a scene's content: the XML file's bytes, or the bundled scenes' source code."""
-    h = hashlib.sha256(str(source).encode())
-    p = Path(str(source))
-    if p.suffix.lower() == ".xml" and p.is_file():
-        h.update(p.read_bytes())
-    else:
-        import scenes
-
-        for f in sorted(Path(scenes.__file__).parent.glob("*.py")):
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 class ReferenceStore:
     """Converged references of the scene a `PathTracer` renders, cached in memory (the tracer) and on disk.
 
@@ -87,7 +73,7 @@ class ReferenceStore:
         import mitsuba as mi
 
         if self._fingerprint is None:
-            self._fingerprint = scene_fingerprint(self.tracer.loaded.source or self.tracer.loaded.name)
+            self._fingerprint = self.tracer.loaded.fingerprint()  # the scene's content (renderer.scene)
         parts = [CACHE_VERSION, self._fingerprint, list(cam.key()), self.tracer.width, self.tracer.height,
                  self.spp, EVAL_SEED_BASE, self.tracer.variant, mi.__version__]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
