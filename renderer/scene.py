@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import hashlib
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ class LoadedScene:
     `scene`'s integrator is aov(own integrator) and renders (H, W, 12): RGB, albedo, shading normal, position.
     `integrator` is the own integrator alone (RGB only); the tracer renders colour with it because the aov
     wrapper around a path tracer is about twice as slow as the path tracer plus a separate aov-only pass.
-    `source` is the bundled name or the XML path, enough to load the scene again.
+    `source` is the bundled name or the XML path, enough to load the scene again; `fingerprint()` identifies
+    what it renders.
     """
 
     name: str
@@ -52,6 +54,21 @@ class LoadedScene:
     height: int
     integrator: Any = None  # mi.Integrator: the scene's own integrator, without the aov wrapper
     source: str = ""
+
+    def fingerprint(self) -> str:
+        """16 hex digits that change when the scene's content does: its source with the XML file's bytes, or with
+        the bundled scenes' source code (caches of rendered images are keyed by it)."""
+        source = self.source or self.name
+        h = hashlib.sha256(str(source).encode())
+        p = Path(str(source))
+        if p.suffix.lower() == ".xml" and p.is_file():
+            h.update(p.read_bytes())
+        else:
+            import scenes
+
+            for f in sorted(Path(scenes.__file__).parent.glob("*.py")):
+                h.update(f.read_bytes())
+        return h.hexdigest()[:16]
 
 
 def _ensure_variant() -> None:

@@ -22,7 +22,7 @@ class FakeTracer:
         self.sigma = sigma
         self.device = torch.device("cpu")
         self.variant = "fake"
-        self.loaded = types.SimpleNamespace(source="cornell-box", name="cornell-box")
+        self.loaded = types.SimpleNamespace(name="cornell-box", fingerprint=lambda: "cornell-box-content")
         self.calls = []
 
     def render_reference(self, cam, spp, first_seed=None):
@@ -64,6 +64,28 @@ def test_disk_cache_renders_each_reference_once(tmp_path):
         f.write_bytes(b"not a zip")
     fresh = ReferenceStore(tracer, spp=32, cache_dir=tmp_path).get(Cam())
     assert not fresh.cached and torch.equal(fresh.image, first.image)
+
+
+def test_scene_fingerprint_follows_the_content_and_keeps_old_cache_keys(tmp_path):
+    """LoadedScene.fingerprint (what references are cached under) changes with an XML file's bytes, and keeps the
+    values the caches were written with: sha256 of the source, then the XML bytes or the bundled scenes' code."""
+    import hashlib
+    from pathlib import Path
+
+    import scenes
+    from renderer.scene import LoadedScene
+
+    def loaded(source):
+        return LoadedScene(name="x", scene=None, params=None, path=None, start=None, width=8, height=8, source=source)
+
+    xml = tmp_path / "a.xml"
+    xml.write_text("<scene version='3.0.0'/>")
+    first = loaded(str(xml)).fingerprint()
+    assert first == hashlib.sha256(str(xml).encode() + xml.read_bytes()).hexdigest()[:16]
+    xml.write_text("<scene version='3.0.0'><!-- changed --></scene>")
+    assert loaded(str(xml)).fingerprint() != first
+    code = b"".join(f.read_bytes() for f in sorted(Path(scenes.__file__).parent.glob("*.py")))
+    assert loaded("cornell-box").fingerprint() == hashlib.sha256(b"cornell-box" + code).hexdigest()[:16]
 
 
 def test_schedule_is_every_nth_frame_one_based():

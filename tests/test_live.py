@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
+from n2n_live.checkpoint import nonfinite_tensors
+from n2n_live.errors import UserError
 from n2n_live.live import oidn
 from n2n_live.live.config import PRESETS, LiveConfig, preset
-from n2n_live.errors import UserError
 from n2n_live.live.loop import LiveLoop
-from n2n_live.live.trainer import finite_weights
 
 from conftest import wait_for
 
@@ -54,6 +54,28 @@ def test_clean_target_network_trains_on_references():
         r = loop.step()
         assert r.clean.shape == (32, 32, 3) and r.psnr_clean_target is not None
         assert loop.clean_trainer.stats["steps"] == 2
+
+
+def test_n2n_compare_replays_recorded_pairs_through_the_loop(tmp_path):
+    """LiveLoop(render_pair=...) trains and denoises the pairs it is handed (n2n-compare's recorded frames), in the
+    frames' order, while references still come from the loop's own tracer."""
+    from n2n_live.commands.compare import COLUMNS, record, run_variant
+
+    cfg = tiny(width=16, height=16, crop=16, spp=2, frames=3, reference_spp=8, reference_cache="off")
+    pairs, _ = record(cfg)
+    asked = []
+
+    def replay(cam, frame):
+        asked.append(frame)
+        return pairs[frame]
+
+    with LiveLoop(cfg, render_pair=replay) as loop:
+        results = [loop.step(evaluate=True) for _ in range(2)]
+    assert asked == [0, 1] and all(r.pair is p for r, p in zip(results, pairs))
+    assert all(r.psnr_input is not None and r.train_steps > 0 for r in results)
+    rows = run_variant(cfg, pairs, tmp_path / "run.csv")
+    assert [row["frame"] for row in rows] == [0, 1, 2] and set(rows[0]) == set(COLUMNS)
+    assert rows[-1]["psnr_denoised"] is not None  # the last frame is evaluated
 
 
 def test_compare_clean_needs_a_reference():
@@ -101,7 +123,8 @@ def test_nan_inf_samples_keep_weights_finite():
             r = loop.step()
         s = loop.trainer.stats
         assert s["sanitized_frames"] == 3 and s["nonfinite_values"] > 0
-        assert finite_weights(loop.trainer.net) and finite_weights(loop.denoiser.net)
+        assert not nonfinite_tensors(loop.trainer.net.state_dict())
+        assert not nonfinite_tensors(loop.denoiser.net.state_dict())
         assert torch.isfinite(r.denoised).all()
 
 
@@ -123,7 +146,7 @@ def test_nan_inf_samples_with_the_trainer_thread():
         assert loop.trainer.wait_idle(120)
         s = loop.trainer.stats
     assert s["sanitized_frames"] == 3 and s["nonfinite_values"] == 3 * 5
-    assert s["steps"] + s["skipped"] == 3 * 2 and finite_weights(loop.trainer.net)
+    assert s["steps"] + s["skipped"] == 3 * 2 and not nonfinite_tensors(loop.trainer.net.state_dict())
     assert torch.isfinite(results[-1].denoised).all() and results[-1].sanitized_frames >= 2
 
 

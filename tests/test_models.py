@@ -137,21 +137,6 @@ def test_old_checkpoints_without_a_model_record_are_the_paper_unet(tmp_path):
     assert type(net) is UNet
 
 
-def test_display_average_blends_published_snapshots():
-    from n2n_live.live.denoiser import Denoiser
-
-    net = torch.nn.Conv2d(1, 1, 1, bias=False)
-    den = Denoiser(net, average=0.75)
-    den.update(0, {"weight": torch.full((1, 1, 1, 1), 4.0)})  # the first snapshot is taken as is
-    den.update(1, {"weight": torch.zeros(1, 1, 1, 1)})
-    assert den.net.weight.item() == pytest.approx(3.0)
-    assert not den.update(1, {"weight": torch.zeros(1, 1, 1, 1)})  # same version: nothing changes
-    plain = Denoiser(torch.nn.Conv2d(1, 1, 1, bias=False))
-    plain.update(0, {"weight": torch.full((1, 1, 1, 1), 4.0)})
-    plain.update(1, {"weight": torch.zeros(1, 1, 1, 1)})
-    assert plain.net.weight.item() == 0.0  # average 0: each snapshot as published
-
-
 def test_n2n_train_trains_and_resumes_a_kernel_model(tmp_path):
     from offline_experiments import batch_train
     from tests.test_batch_train import make_dataset

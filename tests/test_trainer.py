@@ -1,18 +1,21 @@
 """OnlineTrainer and Denoiser on synthetic frame pairs (no renderer): threads, mailbox, weights, NaN/Inf, sizes."""
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass
 
 import pytest
 import torch
 
+from n2n_live.checkpoint import nonfinite_tensors
+from n2n_live.live.batch import frame_tensors, training_batch
 from n2n_live.live.config import LiveConfig
 from n2n_live.live.denoiser import Denoiser
 from n2n_live.errors import UserError
 from n2n_live.metrics import psnr_hdr
 from n2n_live.models.unet import UNet
-from n2n_live.live.trainer import OnlineTrainer, finite_weights
+from n2n_live.live.trainer import OnlineTrainer
 
 from conftest import wait_for
 
@@ -137,7 +140,7 @@ def test_nan_inf_never_reach_the_weights():
     tr.train_now(p)
     s = tr.stats
     assert s["sanitized_frames"] == 1 and s["nonfinite_values"] == 3 + 1 + 1 + 3 + 3
-    assert finite_weights(tr.net) and finite_weights(tr.weights()[1])
+    assert not nonfinite_tensors(tr.net.state_dict()) and not nonfinite_tensors(tr.weights()[1])
     # a finite but absurd firefly overflows the loss: the step is skipped and counted, weights stay finite
     q = make_pair(32, 32, seed=1)
     q.noisy_b[:] = 3e38
@@ -145,10 +148,10 @@ def test_nan_inf_never_reach_the_weights():
     before = s["skipped"]
     tr.train_now(q)
     assert tr.stats["skipped"] > before
-    assert finite_weights(tr.net)
+    assert not nonfinite_tensors(tr.net.state_dict())
     # and training goes on normally afterwards
     tr.train_now(make_pair(32, 32, seed=2))
-    assert finite_weights(tr.net) and tr.stats["steps"] >= 3
+    assert not nonfinite_tensors(tr.net.state_dict()) and tr.stats["steps"] >= 3
 
 
 def test_pause_stops_the_step_counter():
@@ -348,3 +351,23 @@ def test_trainer_on_cuda_thread_and_stream():
     out = den.denoise_pair(p)
     assert out.is_cuda and torch.isfinite(out).all()
     assert tr.stop(120.0)
+
+
+def test_batch_assembly_directions_targets_and_crops():
+    """batch.py alone: index 0 is A -> B, index 1 is B -> A (both -> the reference for clean targets), and a step's
+    batch is one direction on a crop clamped to the frame, drawn from the given rng only."""
+    net, p = UNet(), constant_pair(0)
+    frame = frame_tensors(net, p.noisy_a, p.noisy_b, p.albedo, p.normal)
+    inputs, targets = frame
+    assert inputs.shape == (2, 9, 32, 32) and targets.shape == (2, 3, 32, 32)
+    assert targets[0].eq(2).all() and targets[1].eq(1).all()  # A -> B, then B -> A
+    assert not torch.equal(inputs[0], inputs[1])
+    ref = torch.full((32, 32, 3), 5.0)
+    _, clean_targets = frame_tensors(net, p.noisy_a, p.noisy_b, p.albedo, p.normal, reference=ref)
+    assert clean_targets.eq(5).all()
+    x, t = training_batch(frame, 1, 8, random.Random(0))
+    assert x.shape == (1, 9, 8, 8) and t.shape == (1, 3, 8, 8) and t.eq(1).all()
+    again = training_batch(frame, 1, 8, random.Random(0))
+    assert torch.equal(x, again[0])  # the crop comes from the rng alone
+    whole, _ = training_batch(frame, 0, 100, random.Random(0))
+    assert whole.shape == (1, 9, 32, 32)  # clamped to the frame

@@ -4,10 +4,10 @@
     n2n-compare --size 64 --frames 40 --scenes cornell-box        # a quick design check
 
 Each scene's noisy pairs (with albedo/normal/position) are rendered once, then every variant replays exactly those
-frames through the live loop (LiveLoop in sync mode: temporal -> train -> denoise -> metrics; only the pair
-renderer is swapped for the recorded frames), so differences between variants are the denoisers' alone. Frames
-10, 40, 80 (1-based) and the last 10 are evaluated against converged references (evaluation.py: rendered once,
-cached on disk, their noise floor reported).
+frames through the live loop (LiveLoop in sync mode, its `render_pair` handing out the recorded frames:
+temporal -> train -> denoise -> metrics), so differences between variants are the denoisers' alone. Frames
+10, 40, 80 (1-based) and the last 10 are evaluated against converged references (evaluation/references.py:
+rendered once, cached on disk, their noise floor reported).
 Per scene and variant: PSNR at those frames and over the last 10, the flicker figure (stability.py) over the last
 10 frames, and the network's CPU time per frame (training + inference); OIDN on the same frames. Writes
 OUT/results.json, OUT/table.md and one metrics CSV per run.
@@ -20,8 +20,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see cli.py: spinning Open
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -31,12 +29,13 @@ from ..models import MODEL_CHOICES  # noqa: E402
 from ..errors import UserError, exit_on_user_error  # noqa: E402
 from ..io_utils import write_json, write_text  # noqa: E402
 from ..evaluation.metrics_log import MetricsLog  # noqa: E402
+from ..numbers import finite_mean, fmt, json_safe  # noqa: E402
 
 PROG = "n2n-compare"
 DEFAULT_SCENES = ("cornell-box", "interior", "caustics", "../shared/data/scenes/mitsuba-matpreview/matpreview.xml")
 DEFAULT_VARIANTS = ("paper", "kernel", "kernel+temporal")
-COLUMNS = ["frame", "reference_floor", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_history", "flicker_input", "flicker_denoised",
-           "flicker_oidn", "flicker_reference", "train_ms", "infer_ms", "oidn_ms", "loss"]
+COLUMNS = ["frame", "reference_floor", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_history", "flicker_input",
+           "flicker_denoised", "flicker_oidn", "flicker_reference", "train_ms", "infer_ms", "oidn_ms", "loss"]
 LAST_N = 10
 
 
@@ -55,17 +54,6 @@ def eval_frames(frames: int, last_n: int = LAST_N) -> list[int]:
     references are the expensive part of a benchmark; two in a row give the reference's own flicker floor."""
     last = set(range(frames - 1, max(-1, frames - 1 - last_n), -4)) | ({frames - 2} if frames >= 2 else set())
     return sorted({f - 1 for f in (10, 40, 80) if f <= frames} | last)
-
-
-class ReplayTracer:
-    """Stands in for LiveLoop's PathTracer when rendering pairs: hands out the recorded pairs by frame number
-    (the loop's ReferenceStore keeps the real tracer for references)."""
-
-    def __init__(self, pairs: list):
-        self.pairs = pairs
-
-    def render_pair(self, cam, frame: int):
-        return self.pairs[frame]
 
 
 def record(cfg) -> tuple[list, float]:
@@ -88,8 +76,7 @@ def run_variant(cfg, pairs, csv_path: Path) -> list[dict]:
 
     rows = []
     evaluate = set(eval_frames(cfg.frames))
-    with LiveLoop(cfg) as loop, MetricsLog(csv_path, COLUMNS) as log:
-        loop.tracer = ReplayTracer(pairs)
+    with LiveLoop(cfg, render_pair=lambda cam, frame: pairs[frame]) as loop, MetricsLog(csv_path, COLUMNS) as log:
         for f in range(cfg.frames):
             r = loop.step(evaluate=f in evaluate)
             row = {k: getattr(r, k, None) for k in COLUMNS}
@@ -98,25 +85,16 @@ def run_variant(cfg, pairs, csv_path: Path) -> list[dict]:
     return rows
 
 
-def _mean(values) -> float:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
-    return sum(vals) / len(vals) if vals else float("nan")
-
-
 def summarise(rows: list[dict]) -> dict:
     n = len(rows)
     at = {f"psnr_{f}": rows[f - 1]["psnr_denoised"] for f in (10, 40, 80) if f <= n}
     at.update({f"oidn_{f}": rows[f - 1]["psnr_oidn"] for f in (10, 40, 80) if f <= n})
     at.update({f"input_{f}": rows[f - 1]["psnr_input"] for f in (10, 40, 80) if f <= n})
     last = rows[-LAST_N:]
-    s = {k: _mean(r[k] for r in last) for k in COLUMNS if k != "frame"}
-    s["ms_per_frame"] = _mean((r["train_ms"] or 0.0) + (r["infer_ms"] or 0.0) for r in rows[1:])
+    s = {k: finite_mean(r[k] for r in last) for k in COLUMNS if k != "frame"}
+    s["ms_per_frame"] = finite_mean((r["train_ms"] or 0.0) + (r["infer_ms"] or 0.0) for r in rows[1:])
     s.update(at)
     return s
-
-
-def _f(v, digits=2) -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
 
 
 def table(results: dict, frames: int) -> str:
@@ -126,11 +104,11 @@ def table(results: dict, frames: int) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scene, variants in results.items():
         for name, s in variants.items():
-            cells = [scene, name] + [f"{_f(s.get(f'psnr_{f}'))} (OIDN {_f(s.get(f'oidn_{f}'))}, in "
-                                     f"{_f(s.get(f'input_{f}'))})" for f in at]
-            cells += [_f(s["psnr_denoised"]), _f(s["psnr_oidn"]), _f(s["psnr_input"]), _f(s["flicker_denoised"], 4),
-                      _f(s["flicker_oidn"], 4), _f(s["flicker_input"], 4), _f(s["flicker_reference"], 4),
-                      _f(s["ms_per_frame"], 0), _f(s["reference_floor"])]
+            cells = [scene, name] + [f"{fmt(s.get(f'psnr_{f}'))} (OIDN {fmt(s.get(f'oidn_{f}'))}, in "
+                                     f"{fmt(s.get(f'input_{f}'))})" for f in at]
+            cells += [fmt(s["psnr_denoised"]), fmt(s["psnr_oidn"]), fmt(s["psnr_input"]),
+                      fmt(s["flicker_denoised"], 4), fmt(s["flicker_oidn"], 4), fmt(s["flicker_input"], 4),
+                      fmt(s["flicker_reference"], 4), fmt(s["ms_per_frame"], 0), fmt(s["reference_floor"])]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -148,7 +126,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--crop", type=int, default=None, help="training crop (default: the frame)")
     ap.add_argument("--lr", type=float, default=None, help="default: the CPU preset's")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reference-cache", default=None, help="folder of cached references (evaluation.py; default "
+    ap.add_argument("--reference-cache", default=None, help="folder of cached references (default "
                     "$N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references)")
     ap.add_argument("--out", type=Path, default=Path("out") / "compare")
     args = ap.parse_args(argv)
@@ -190,14 +168,13 @@ def main(argv=None) -> None:
                 rows = run_variant(cfg, pairs, args.out / f"{name}_{label}.csv")
                 s = summarise(rows)
                 results[name][label] = s
-                print(f"{PROG}: {name} {label}: last {LAST_N} {_f(s['psnr_denoised'])} dB (OIDN {_f(s['psnr_oidn'])}, "
-                      f"input {_f(s['psnr_input'])}), flicker {_f(s['flicker_denoised'], 4)} (OIDN "
-                      f"{_f(s['flicker_oidn'], 4)}), {_f(s['ms_per_frame'], 0)} ms/frame, {time.monotonic() - t0:.0f} s",
+                print(f"{PROG}: {name} {label}: last {LAST_N} {fmt(s['psnr_denoised'])} dB "
+                      f"(OIDN {fmt(s['psnr_oidn'])}, input {fmt(s['psnr_input'])}), "
+                      f"flicker {fmt(s['flicker_denoised'], 4)} (OIDN {fmt(s['flicker_oidn'], 4)}), "
+                      f"{fmt(s['ms_per_frame'], 0)} ms/frame, {time.monotonic() - t0:.0f} s",
                       file=sys.stderr, flush=True)
-                clean = {sc: {v: {k: None if isinstance(x, float) and math.isnan(x) else x for k, x in s.items()}
-                              for v, s in vs.items()} for sc, vs in results.items()}
                 write_json(args.out / "results.json", {"args": {k: str(v) for k, v in vars(args).items()},
-                                                       "results": clean})
+                                                       "results": json_safe(results)})
                 write_text(args.out / "table.md", table(results, args.frames))
         print(table(results, args.frames))
 

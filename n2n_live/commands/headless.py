@@ -26,9 +26,10 @@ from tqdm import tqdm
 from ..live.config import LiveConfig
 from ..exr import write_exr
 from ..io_utils import atomic_path, write_json
-from ..live.loop import FrameResult, LiveLoop, mean_last
+from ..live.loop import FrameResult, LiveLoop
 from ..evaluation.metrics_log import MetricsLog
 from ..evaluation.plots import plot_psnr
+from ..numbers import finite, finite_mean, fmt, json_safe
 from ..tonemap import T
 
 BASE_COLUMNS = ["frame", "render_ms", "train_ms", "infer_ms", "loss", "psnr_input", "psnr_denoised"]
@@ -81,7 +82,7 @@ def save_frame_pngs(folder: Path, r: FrameResult, exposure: float) -> None:
 
 def _label(name: str, r: FrameResult, spp: int | None, reference_spp: int | None) -> str:
     def db(v):
-        return f" {v:.2f} dB" if v is not None and not math.isnan(v) else ""
+        return f" {v:.2f} dB" if finite(v) else ""
 
     return {"noisy": f"input 2x{spp} spp{db(r.psnr_input)}" if spp else f"input{db(r.psnr_input)}",
             "denoised": f"Noise2Noise{db(r.psnr_denoised)}",
@@ -146,29 +147,26 @@ def summarise(rows, frames: int | None = None) -> dict:
     per frame, amortised)."""
     last = list(rows)[-LAST_N:]
     s = {"frames": len(rows) if frames is None else frames, "last_n": len(last),
-         "evaluated_frames": [row["frame"] for row in last if _finite(row.get("psnr_input"))]}
+         "evaluated_frames": [row["frame"] for row in last if finite(row.get("psnr_input"))]}
     for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_clean_target", "reference_floor",
-              "render_ms", "train_ms", "infer_ms", "reference_ms", "clean_target_ms", "oidn_ms", "loss", *FLICKER_COLUMNS):
-        s[k] = mean_last([row.get(k) for row in last], LAST_N)
+              "render_ms", "train_ms", "infer_ms", "reference_ms", "clean_target_ms", "oidn_ms", "loss",
+              *FLICKER_COLUMNS):
+        s[k] = finite_mean([row.get(k) for row in last], last=LAST_N)
     return s
-
-
-def _finite(v) -> bool:
-    return v is not None and not math.isnan(v)
 
 
 def summary_line(s: dict) -> str:
     def db(k):
-        return f"{s[k]:.2f} dB" if not math.isnan(s[k]) else "n/a"
+        return fmt(s[k], 2, " dB", missing="n/a")
 
-    if math.isnan(s["psnr_input"]):
+    if not finite(s["psnr_input"]):
         text = f"last {s['last_n']} frames: no reference (--reference-spp 0), no PSNR"
     else:
         text = (f"frames {', '.join(str(f + 1) for f in s['evaluated_frames'])}: input (pair average) "
                 f"{db('psnr_input')}, denoised {db('psnr_denoised')} ({s['psnr_denoised'] - s['psnr_input']:+.2f} dB)")
-        if not math.isnan(s["psnr_oidn"]):
+        if finite(s["psnr_oidn"]):
             text += f", OIDN {db('psnr_oidn')}"
-        if not math.isnan(s["psnr_clean_target"]):
+        if finite(s["psnr_clean_target"]):
             text += f", clean targets {db('psnr_clean_target')}"
         text += f"; reference {s.get('reference_spp', '?')} spp, its own noise floor {db('reference_floor')}"
     text += (f"; per frame: render {s['render_ms']:.0f} ms, train {s['train_ms']:.0f} ms, "
@@ -178,7 +176,7 @@ def summary_line(s: dict) -> str:
 
 def caused_by_interrupt(exc: BaseException) -> bool:
     """True when `exc` comes from a Ctrl-C: a SIGINT during `mi.render` raises KeyboardInterrupt inside Dr.Jit's
-    custom operation, which re-raises it as a RuntimeError caused by the KeyboardInterrupt (measured)."""
+    custom operation, which re-raises it as a RuntimeError caused by the KeyboardInterrupt."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         if isinstance(exc, KeyboardInterrupt):
@@ -193,16 +191,15 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
 
     Ctrl-C (KeyboardInterrupt) must end the run within 2 s: it stops the trainer threads (waiting at most 0.5 s),
     writes the checkpoint (when they stopped in time) and summary.json, and re-raises. metrics.csv already holds the
-    frames' rows and psnr.png a recent plot; the plot, the strip and the PNGs are not redrawn then (measured on 2
-    busy cores at 128x128: plot 1.5 s, strip 1.9 s, a trainer step in flight up to 1 s).
+    frames' rows and psnr.png a recent plot; the plot, the strip and the PNGs are not redrawn then (each takes seconds
+    on a busy CPU: together they would miss the 2 s).
     """
     stream = stream or sys.stdout  # looked up now: a default bound at import would outlive a redirected stdout
     out = Path(cfg.out) if cfg.out else DEFAULT_OUT
     t_start = time.monotonic()
     loop = LiveLoop(cfg)  # a bad scene fails here, before anything is written
     interrupted = False
-    # Only the recent rows stay in memory (metrics.csv has them all): a 10,000-frame run kept ~8 MB of row dicts
-    # (measured) and its resident memory grew with every frame.
+    # Only the recent rows stay in memory (metrics.csv has them all): a long run's memory must not grow per frame.
     rows: collections.deque = collections.deque(maxlen=RECENT_ROWS)
     frames_done = 0
     last: FrameResult | None = None
@@ -260,8 +257,7 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
                    interrupted=interrupted, seconds=time.monotonic() - t_start,
                    train_steps=last.train_steps if last else 0, skipped=last.skipped if last else 0)
     # NaN (no reference, no OIDN...) -> null: strict JSON readers reject NaN
-    write_json(out / "summary.json", {k: None if isinstance(v, float) and math.isnan(v) else v
-                                      for k, v in summary.items()})
+    write_json(out / "summary.json", json_safe(summary))
     if interrupted:
         print(f"n2n-live: interrupted after {frames_done} frames; results so far in {out}", file=stream)
         raise KeyboardInterrupt

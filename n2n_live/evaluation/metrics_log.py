@@ -2,16 +2,9 @@
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
-
-def _fmt(v) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.4f}"
-    return str(v)
+from ..numbers import fmt
 
 
 class MetricsLog:
@@ -28,7 +21,7 @@ class MetricsLog:
         self._f.flush()
 
     def log(self, row: dict) -> None:
-        self._w.writerow([_fmt(row.get(c)) for c in self.columns])
+        self._w.writerow([fmt(row.get(c), 4, missing="") for c in self.columns])
         self._f.flush()
 
     def close(self) -> None:

@@ -2,14 +2,13 @@
 targets) plus OIDN; and the training loss below it."""
 from __future__ import annotations
 
-import math
-
 import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..io_utils import atomic_path  # noqa: E402
+from ..numbers import finite  # noqa: E402
 from .metrics_log import read_metrics  # noqa: E402
 
 CURVES = (  # column, label, colour
@@ -29,11 +28,12 @@ FLICKER = (  # stability.py: RMS of T(X_t) - T(reprojected X_t-1); lower is stea
 
 
 def _has(values) -> bool:
-    return any(not math.isnan(v) for v in values)
+    return any(finite(v) for v in values)
 
 
-def _finite(xs, ys) -> tuple[list, list]:
-    pts = [(x, y) for x, y in zip(xs, ys) if not math.isnan(y)]
+def _finite_points(xs, ys) -> tuple[list, list]:
+    """The (x, y) points whose y is a number (frames without a reference have none)."""
+    pts = [(x, y) for x, y in zip(xs, ys) if finite(y)]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
@@ -50,13 +50,13 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     for col, label, colour in CURVES:
         if col in m and _has(m[col]):
             # references are rendered only every eval_every frames: draw the measured points, joined
-            xs, ys = _finite(frames, m[col])
+            xs, ys = _finite_points(frames, m[col])
             ax.plot(xs, ys, label=label, color=colour, linewidth=1.2, marker="o" if len(xs) < 40 else None,
                     markersize=3)
             drew = True
     if "reference_floor" in m and _has(m["reference_floor"]):
         # the reference's own PSNR against the truth: figures near it are capped by the reference, not the method
-        xs, ys = _finite(frames, m["reference_floor"])
+        xs, ys = _finite_points(frames, m["reference_floor"])
         ax.plot(xs, ys, "k--", linewidth=1.0, label="reference's own noise floor")
     ax.set_ylabel("PSNR (dB, tonemapped)")
     ax.set_title(title or "Online training during a fly-through")
@@ -72,7 +72,7 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     if flicker:  # every frame, no reference needed (the reference's own only where two in a row exist)
         ax3 = axes[2]
         for col, label, colour in flicker:
-            xs, ys = _finite(frames, m[col])
+            xs, ys = _finite_points(frames, m[col])
             ax3.plot(xs, ys, label=label, color=colour, linewidth=1.0)
         ax3.set_ylabel("flicker (RMS, T)")
         ax3.grid(True, alpha=0.3)

@@ -9,9 +9,9 @@ project is measured one way:
   samples each (seeds of their own, never those of the noisy pairs or of the clean-target network's per-frame
   targets); the reference is their mean, and the PSNR between the halves says how noisy it still is:
   mse(h1, h2) = 2 var(half) = 4 var(mean), so the reference's own PSNR against the truth is
-  PSNR(h1, h2) + 10 log10(4) = +6.02 dB (measured on the Cornell box, 64x64, against 8192 spp: 512 spp predicted
-  45.2, measured 44.9; 128 spp predicted 39.2, measured 39.4). A method scoring near that floor is capped by it.
-- Converged references are expensive (2048 spp at 128x128 is ~0.5 min on two CPU cores), so they are rendered
+  PSNR(h1, h2) + 10 log10(4) = +6.02 dB (test_evaluation checks the prediction against the truth). A method
+  scoring near that floor is capped by it.
+- Converged references are expensive (thousands of samples per pixel), so they are rendered
   only every `eval_every` frames and cached on disk, keyed by scene content, camera, size, spp, seeds and
   variant: a benchmark that flies the same path with several models renders each reference once.
 """
@@ -53,20 +53,6 @@ class Reference:
     cached: bool = False
 
 
-def scene_fingerprint(source: str) -> str:
-    """Identifies a scene's content: the XML file's bytes, or the bundled scenes' source code."""
-    h = hashlib.sha256(str(source).encode())
-    p = Path(str(source))
-    if p.suffix.lower() == ".xml" and p.is_file():
-        h.update(p.read_bytes())
-    else:
-        import scenes
-
-        for f in sorted(Path(scenes.__file__).parent.glob("*.py")):
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
 class ReferenceStore:
     """Converged references of the scene a `PathTracer` renders, cached in memory (the tracer) and on disk.
 
@@ -86,7 +72,7 @@ class ReferenceStore:
         import mitsuba as mi
 
         if self._fingerprint is None:
-            self._fingerprint = scene_fingerprint(self.tracer.loaded.source or self.tracer.loaded.name)
+            self._fingerprint = self.tracer.loaded.fingerprint()  # the scene's content (renderer.scene)
         parts = [CACHE_VERSION, self._fingerprint, list(cam.key()), self.tracer.width, self.tracer.height,
                  self.spp, seeds.evaluation_halves(self.spp)[0].start, self.tracer.variant, mi.__version__]
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]

@@ -7,13 +7,13 @@ on the running objects (`OnlineTrainer.set_lr`, `.iters_per_frame`, `.crop`).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
 from ..errors import UserError
 from ..models import MODEL_CHOICES
-from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device  # noqa: F401 (re-export)
+from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real
 
 COMPARE_CHOICES = ("clean", "oidn")
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -67,7 +67,7 @@ class LiveConfig:
     reference_spp: int = 0
     """Samples per pixel of the converged reference PSNR is measured against; 0 = no reference and no PSNR (the
     viewer's default: training never needs a clean image). It is rendered as two independent halves whose
-    difference gives its own noise floor (evaluation.py), so it must be far cleaner than what it judges: the
+    difference gives its own noise floor (evaluation/references.py), so it must be far cleaner than what it judges: the
     presets use >= 2048 spp."""
 
     eval_every: int = 1
@@ -148,12 +148,9 @@ class LiveConfig:
 
 
 PRESETS: dict[str, LiveConfig] = {
-    # Two CPU cores: 128x128 frames trained on whole frames. lr 1e-3 rather than the paper's 3e-4: a fly-through of
-    # ~80 frames x 8 iterations is ~650 steps, far fewer than the paper's 8000, and at 3e-4 the network is still
-    # visibly blurry/biased after them (measured on the Cornell box: +1.2 dB over the input after 40 frames at
-    # 3e-4, +2.7 dB after 60 frames at 1e-3; with L_HDR's clamped denominator 1e-3 trains stably).
-    # The reference: 2048 spp (at 128x128 a 256-spp reference is itself only ~42.5 dB, which would cap and flatter
-    # the better method), every 10th frame and the last, cached on disk.
+    # Two CPU cores: 128x128 frames trained on whole frames. lr 1e-3, not the paper's 3e-4: a fly-through's ~650
+    # steps (the paper's: 8000) leave a 3e-4 network still blurry. References of 2048 spp, because a cheaper one
+    # would cap and flatter the better method; every 10th frame and the last, cached on disk.
     "cpu": LiveConfig(width=128, height=128, crop=128, frames=80, lr=1e-3, reference_spp=2048, eval_every=10,
                       compare=("oidn",)),
     # One GPU: the paper's setting (512x512, 8 spp, 8 iterations on 256x256 crops, lr 3e-4), 1000 frames.

@@ -32,15 +32,9 @@ class Denoiser:
 
     `net_or_factory` is a module (used as this denoiser's own network: do not share it with a trainer) or a
     callable returning one (e.g. `UNet`). Outputs are HWC linear radiance, clamped at 0.
-    `average` in [0, 1): each `update` blends the new snapshot into the weights used for display,
-    w = average * w + (1 - average) * new (an exponential moving average over published snapshots, which smooths
-    the step-to-step jitter of online SGD); 0 = use each snapshot as is.
     """
 
-    def __init__(self, net_or_factory=UNet, device="cpu", exposure: float = 1.0, average: float = 0.0):
-        if not 0.0 <= average < 1.0:
-            raise ValueError(f"average must be in [0, 1), got {average}")
-        self.average = float(average)
+    def __init__(self, net_or_factory=UNet, device="cpu", exposure: float = 1.0):
         net = net_or_factory if isinstance(net_or_factory, nn.Module) else net_or_factory()
         self.device = torch.device(device)
         self.net = net.to(self.device, memory_format=torch.channels_last).eval()
@@ -48,23 +42,15 @@ class Denoiser:
         self.version = -1
 
     @classmethod
-    def copy_of(cls, net: nn.Module, device="cpu", exposure: float = 1.0, average: float = 0.0) -> "Denoiser":
+    def copy_of(cls, net: nn.Module, device="cpu", exposure: float = 1.0) -> "Denoiser":
         """A denoiser with a private copy of `net` (same weights)."""
-        return cls(copy.deepcopy(net), device, exposure, average)
+        return cls(copy.deepcopy(net), device, exposure)
 
     def update(self, version: int, state: dict) -> bool:
         """Load a published snapshot unless `version` is already loaded; True when the weights changed."""
         if version == self.version:
             return False
-        if self.average > 0.0 and self.version >= 0:
-            with torch.no_grad():
-                for k, v in self.net.state_dict().items():
-                    if v.is_floating_point():
-                        v.lerp_(state[k].to(v.device), 1.0 - self.average)
-                    else:
-                        v.copy_(state[k])
-        else:
-            self.net.load_state_dict(state)
+        self.net.load_state_dict(state)
         self.version = version
         return True
 

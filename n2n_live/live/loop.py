@@ -6,9 +6,8 @@ copies of the rendered tensors.
 """
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from renderer import seeds
@@ -34,7 +33,7 @@ class FrameResult:
     camera: object
     pair: object  # renderer.tracer.FramePair
     denoised: torch.Tensor  # average of both denoised noisy images
-    reference: torch.Tensor | None = None  # the converged reference, only on evaluated frames (evaluation.py)
+    reference: torch.Tensor | None = None  # the converged reference, only on evaluated frames (evaluation/)
     oidn: torch.Tensor | None = None  # OIDN on the average of the two noisy images ('oidn' in cfg.compare)
     clean: torch.Tensor | None = None  # the clean-target network's output ('clean' in cfg.compare)
     render_ms: float = 0.0  # the noisy pair (both images + albedo/normal), as the renderer measured it
@@ -60,13 +59,16 @@ class FrameResult:
     flicker_oidn: float | None = None
     flicker_reference: float | None = None  # the floor reprojection leaves (needs references on both frames)
     psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
-    extra: dict = field(default_factory=dict)
 
 
 class LiveLoop:
-    """render -> submit (or train_now in sync mode) -> denoise -> metrics, one call of `step` per frame."""
+    """render -> submit (or train_now in sync mode) -> denoise -> metrics, one call of `step` per frame.
 
-    def __init__(self, cfg: LiveConfig):
+    `render_pair(camera, frame) -> pair`, when given, is where each frame's noisy pair comes from instead of the
+    loop's PathTracer (n2n-compare replays recorded frames); references and clean targets still use the tracer.
+    """
+
+    def __init__(self, cfg: LiveConfig, render_pair=None):
         from renderer.scene import load_scene
         from renderer.tracer import PathTracer
         from renderer.variant import choose_variant
@@ -79,6 +81,7 @@ class LiveLoop:
         self.variant = choose_variant(cfg.variant)
         self.loaded = load_scene(cfg.scene, cfg.width, cfg.height)
         self.tracer = PathTracer(self.loaded, spp=cfg.spp, seed=cfg.seed)
+        self._render_pair = render_pair
         self.references = self._reference_store()
 
         torch.manual_seed(cfg.seed)
@@ -155,7 +158,8 @@ class LiveLoop:
         cfg = self.cfg
         cam = self.camera_at() if camera is None else camera
         # render the noisy pair (+ albedo, normal); the clean-target network's per-frame target
-        raw = pair = self.tracer.render_pair(cam, self.frame)
+        render = self._render_pair or self.tracer.render_pair
+        raw = pair = render(cam, self.frame)
         if pair_filter is not None:
             pair = pair_filter(pair)
         if self.temporal is not None:
@@ -212,7 +216,7 @@ class LiveLoop:
             clean_ms=clean_ms, clean_target_ms=clean_target_ms, version=version, skipped=stats["skipped"],
             sanitized_frames=stats["sanitized_frames"])
         if self.references is not None and (self.evaluates() if evaluate is None else evaluate):
-            # PSNR on tonemapped values against this camera's converged reference (evaluation.py)
+            # PSNR on tonemapped values against this camera's converged reference (evaluation/references.py)
             ref = self.references.get(cam)
             s = score_frame(raw, ref.image, cfg.exposure, denoised=denoised, clean=clean, oidn=oidn_img)
             if self.temporal is not None:
@@ -289,8 +293,3 @@ class LiveLoop:
     def __exit__(self, *exc):
         self.close()
 
-
-def mean_last(values, n: int = 10) -> float:
-    """Mean of the last n finite values (NaN when none)."""
-    vals = [v for v in values if v is not None and not math.isnan(v)][-n:]
-    return sum(vals) / len(vals) if vals else float("nan")

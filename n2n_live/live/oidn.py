@@ -1,6 +1,6 @@
 """Intel Open Image Denoise (pyoidn, CPU) as a production baseline; cleanly absent when pyoidn is not installed.
 
-OIDN's RT filter with albedo and normal, HDR colour, quality 'high' (DESIGN.md: 256x256 ~60 ms on 2 cores).
+OIDN's RT filter with albedo and normal, HDR colour, quality 'high'.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..features import sanitize
 
 
 def available() -> bool:
@@ -21,9 +22,8 @@ def available() -> bool:
 
 
 def _np(t) -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        t = t.detach().float().cpu().numpy()
-    return np.ascontiguousarray(np.nan_to_num(np.asarray(t, np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+    """float32 numpy with NaN/Inf replaced by 0 (features.sanitize)."""
+    return np.ascontiguousarray(sanitize(torch.as_tensor(t).detach().float().cpu()).numpy())
 
 
 def denoise(colour, albedo=None, normal=None, quality: str = "high") -> torch.Tensor:

@@ -25,13 +25,11 @@ import torch
 from ..features import sanitize
 
 FAR = 1.0e6  # where a pixel that sees no surface is put: only the camera rotation moves it
-EDGE = (0.02, 0.9)
+EDGE = (0.02, 0.9)  # |mean normal| strictly between these: the pixel mixes surfaces (or a surface and the sky)
 # Plane-distance tolerance, relative to the distance from the camera. Tight, because box-filtered positions of a
-# plane lie on the plane whatever the sample positions, and coplanar-looking neighbours can differ wildly in
-# radiance: the Cornell box's light hangs 1 cm below the white ceiling (same normal, same albedo); at 0.02 its
-# edge smeared into the ceiling frame after frame and the 4-frame history fell below a single frame's PSNR
-# (29.1 vs 29.8 dB at frame 10, 64x64); at 0.001 it gains 3.5 dB there (33.3 dB).
-PLANE_TOL = 0.001  # |mean normal| strictly between these: the pixel mixes surfaces (or a surface and the sky)
+# plane lie on the plane whatever the sample positions, and nearly coplanar surfaces can differ wildly in radiance
+# (the Cornell box's light hangs 1 cm below the white ceiling, same normal, same albedo).
+PLANE_TOL = 0.001
 
 
 @dataclass
@@ -167,11 +165,10 @@ class TemporalAccumulator:
     """Per-stream histories of the noisy pair (see the module docstring). `update(pair, camera)` once per frame.
 
     max_history: the clamp on n (history weight at most 1 - 1/max_history: old samples fade, so lighting
-    changes and reprojection blur do not linger). 4 by default: on the interior scene (64x64, 40 frames, kernel
-    model) the denoised PSNR over the last frames was 29.5 dB with 8, 30.5 with 4, 30.8 with 2 (no temporal reuse:
-    29.9), while flicker rose from 0.008 to 0.011 to 0.015 (OIDN 0.021): every bilinear reprojection blurs the
-    history a little and glossy shading lags, so long histories cost more than their extra samples bring. reset_below: if fewer pixels than this fraction keep their
-    history, the camera jumped: everything starts afresh.
+    changes and reprojection blur do not linger). 4 by default, a balance: every bilinear reprojection blurs the
+    history a little and glossy shading lags, so long histories cost more than their extra samples bring, while
+    short ones flicker more. reset_below: if fewer pixels than this fraction keep their history, the camera
+    jumped: everything starts afresh.
     """
 
     def __init__(self, max_history: int = 4, plane_tol: float = PLANE_TOL, normal_cos: float = 0.9,

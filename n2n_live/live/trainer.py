@@ -1,13 +1,14 @@
 """Online Noise2Noise training: a background thread fits the U-Net to the newest pair of noisy frames.
 
     submit(pair)  (render thread, non-blocking)  ->  one-slot mailbox, newest wins
-    trainer thread: take the newest pair -> iters_per_frame x (random crop, TrainStep.step) -> publish weights
+    trainer thread: take the newest pair -> iters_per_frame x (batch.py: one direction on a random crop,
+                    TrainStep.step) -> publish weights
     weights()     (any thread)  ->  (version, state_dict snapshot), taken under a short lock
 
 Steps alternate the two directions on random crops: noisy A -> noisy B, then B -> A (Noise2Noise: no clean image).
 The alternation runs across frames, so an odd `iters_per_frame` (or one iteration per frame) still trains both
-directions equally. With `target="clean"` the targets are the reference
-instead (A -> ref, B -> ref): the same inputs, only the target differs, which is the paper's clean-target comparison.
+directions equally. With `target="clean"` the targets are the reference instead (A -> ref, B -> ref): the same
+inputs, only the target differs, which is the paper's clean-target comparison.
 The loss is L_HDR on linear outputs with tonemapped inputs (features.assemble). NaN/Inf samples are replaced
 (features.sanitize) and counted; a step whose loss or gradient is still not finite is skipped by TrainStep and
 counted, so the weights stay finite.
@@ -28,10 +29,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import features, models
+from .. import models
 from ..checkpoint import network_from, read_checkpoint, save_checkpoint
 from ..losses import l_hdr
 from ..train_step import TrainStep
+from .batch import frame_tensors, training_batch
 
 BETAS = (0.9, 0.99)
 LOSS_HISTORY = 10000  # steps of loss history kept for plots
@@ -78,14 +80,13 @@ class OnlineTrainer:
         self._lr = float(cfg.lr)
         self._seed = int(getattr(cfg, "seed", 0))
         self._rng = random.Random(self._seed)
-        self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
-        # Steps alternate A->B and B->A, one image each: measured (64x64 Cornell box, 60 frames x 8 iterations,
-        # lr 1e-3) the same PSNR as a minibatch of both directions (+4.3 vs +4.4 dB) for ~60 % of the compute.
+        self._step = self._new_step()
+        # Steps alternate A->B and B->A, one image each: as good as a minibatch of both directions, for less compute
         self._direction = 0  # 0: A->B, 1: B->A; flips every step, across frames
 
         self._cond = threading.Condition()  # guards the mailbox, flags and requests below
         self._pending: _Sample | None = None
-        self._current_inputs = None
+        self._frame = None  # frame_tensors of the frame in training (batch.py)
         self._left = 0  # iterations left on the current frame
         self._paused = False
         self._stop = False
@@ -239,10 +240,14 @@ class OnlineTrainer:
             self._requests.append(fn)
             self._cond.notify_all()
 
+    def _new_step(self) -> TrainStep:
+        """A fresh optimiser for `net` at the current learning rate."""
+        return TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
+
     def _apply_reset(self) -> None:
         fresh = models.rebuild(self.net)
         self.net.load_state_dict(fresh.state_dict())
-        self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
+        self._step = self._new_step()
         self._rng = random.Random(self._seed)
         self._direction = 0
         with self._stats_lock:
@@ -252,14 +257,14 @@ class OnlineTrainer:
 
     def _apply_load(self, state: dict) -> None:
         self.net.load_state_dict(state["net"])
-        self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
+        self._step = self._new_step()
         ts = state.get("train_state") or {}
         if isinstance(ts, dict) and "opt" in ts:
             try:
                 self._step.load_state_dict(ts)
                 self._step.set_lr(self._lr)
             except (ValueError, KeyError, RuntimeError):
-                self._step = TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)  # another setup's: start afresh
+                self._step = self._new_step()  # another setup's optimiser: start afresh
         self._publish()
 
     # ---------------------------------------------------------------- stats
@@ -341,16 +346,9 @@ class OnlineTrainer:
             raw = (sample.colour_a, sample.colour_b, sample.albedo, sample.normal) + (
                 (sample.reference,) if sample.reference is not None else ())
             bad = sum(int((~torch.isfinite(t)).sum()) for t in raw)  # one host sync per frame
-            a, b = (features.network_input(self.net, c, sample.albedo, sample.normal, self.exposure, sample.history)
-                    for c in (sample.colour_a, sample.colour_b))
-            if self.target == "clean":
-                ta = tb = features.target(sample.reference)
-            else:
-                ta, tb = features.target(sample.colour_b), features.target(sample.colour_a)
-            # Both directions: input A -> target B (index 0), input B -> target A (index 1).
-            inputs = torch.cat([a, b]).contiguous(memory_format=torch.channels_last)
-            targets = torch.cat([ta, tb]).contiguous()
-        self._current_inputs = (inputs, targets)
+        self._frame = frame_tensors(
+            self.net, sample.colour_a, sample.colour_b, sample.albedo, sample.normal, self.exposure, sample.history,
+            sample.reference if self.target == "clean" else None)
         self._left = self.iters_per_frame
         self._frame_losses = []
         self._frame_ms = 0.0
@@ -362,21 +360,11 @@ class OnlineTrainer:
         if self._left <= 0:
             self._end_frame()
 
-    def _crop(self, h: int, w: int) -> tuple[slice, slice]:
-        c = max(1, int(self.crop))
-        ch, cw = min(c, h), min(c, w)
-        y = self._rng.randint(0, h - ch)
-        x = self._rng.randint(0, w - cw)
-        return slice(y, y + ch), slice(x, x + cw)
-
     def _one_step(self) -> None:
-        inputs, targets = self._current_inputs
-        k = self._direction  # index 0: A->B, 1: B->A (see _begin_frame)
-        inputs, targets = inputs[k:k + 1], targets[k:k + 1]
-        ys, xs = self._crop(*inputs.shape[-2:])
+        inputs, targets = training_batch(self._frame, self._direction, self.crop, self._rng)
         t0 = time.perf_counter()
         with self._step_lock:
-            loss = self._step.step(inputs[..., ys, xs], targets[..., ys, xs])
+            loss = self._step.step(inputs, targets)
             self._direction ^= 1
             if loss is not None:
                 self._publish()
@@ -402,10 +390,4 @@ class OnlineTrainer:
             self._s["frame_loss"] = sum(fl) / len(fl) if fl else float("nan")
 
 
-def finite_weights(net_or_state) -> bool:
-    """True when every parameter/buffer is finite (tests, sanity checks)."""
-    state = net_or_state.state_dict() if hasattr(net_or_state, "state_dict") else net_or_state
-    return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
-
-
-__all__ = ["OnlineTrainer", "finite_weights"]
+__all__ = ["OnlineTrainer"]
