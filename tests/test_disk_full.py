@@ -44,7 +44,6 @@ def small_disk(tmp_path):
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     from n2n_live.checkpoint import save_checkpoint
-    from n2n_live.exr import write_exr
     from n2n_live.models.unet import UNet
 
     d = tmp_path_factory.mktemp("inputs")
