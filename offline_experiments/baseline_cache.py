@@ -1,4 +1,4 @@
-"""Baseline results cached on disk: BM3D takes ~38 s per Kodak image on one CPU core, so a method's output for one
+"""Baseline results cached on disk: BM3D is slow on a CPU core, so a method's output for one
 corrupted eval image is computed once and reused by later runs, by the other target type (`--targets noisy` then
 `--targets clean`) and by other presets that evaluate the same image.
 

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
-from n2n_live.checkpoint import read_checkpoint, save_checkpoint
+from n2n_live.checkpoint import save_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.losses import LOSSES, l0_gamma
 from n2n_live.models.unet import UNet
@@ -24,7 +24,8 @@ from .corruptions import Corruption, sample_levels
 from .datasets import ImageFolder, load_eval_folder
 from .presets import Preset
 from .report import Column, Result
-from .training import Batches, EvalItem, RunOutcome, StatsLog, fit, make_eval_items, mean, predict, psnrs
+from .training import (Batches, EvalItem, RunOutcome, StatsLog, fit, make_eval_items, mean, predict, psnrs,
+                       read_saved)
 
 
 @dataclass
@@ -191,11 +192,8 @@ def checkpoint_name(label: str) -> str:
 def _trained_earlier(ctx: Context, run: RunSpec, iters: int, path: Path | None) -> dict | None:
     """The checkpoint a resumed experiment's earlier process saved for this very network, or None. (A fresh run
     empties its folder first, so a checkpoint found here is always one of this command's.)"""
-    if path is None or not path.is_file():
-        return None
-    try:
-        state = read_checkpoint(path)
-    except UserError:
+    state = read_saved(path)
+    if state is None:
         return None
     meta = state.get("meta") or {}
     same = (meta.get("label"), meta.get("iters"), meta.get("seed"), meta.get("preset")) == \

@@ -31,7 +31,7 @@ class Preset:
     eval_crop: int | None = None
     """Centre crop of the eval images (None: full size, as in the paper)."""
     baseline_images: int | None = None
-    """Images per eval set on which BM3D & co. run (None: all; BM3D takes ~30 s per Kodak image on a CPU)."""
+    """Images per eval set on which BM3D & co. run (None: all; BM3D is slow on a CPU)."""
     brown_bandwidths: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)
     """Standard deviations (pixels) of the Gaussian blur of brown noise; the paper does not list its values."""
     impulse_levels: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
@@ -64,11 +64,8 @@ PRESETS = {
         baseline_images=3, brown_bandwidths=(1.0, 4.0), impulse_levels=(0.3, 0.6, 0.9), levels_iters=150,
         mri_size=128, mri_iters=100, mri_eval_slices=8, workers=0,
     ),
-    # Sized on a quiet 2-core AMD EPYC VM (torch 2.13 CPU, no AVX-512): the Table 2 U-Net trains 3.5 it/s on
-    # 4 x 64x64 crops with two threads (2.4 it/s with one), so CPU_ITERS is ~30 minutes per network with two
-    # threads. docs/results.md says how the learning rate and crop were chosen: at the paper's 1e-3 the clean-target
-    # Gaussian network diverged at iteration ~4700 (loss 0.0014 -> 1e4; 3e-3 diverged within 200), since a 64x64
-    # minibatch carries 1/16 of the pixels, and so a noisier gradient, than the paper's 256x256 one.
+    # About half an hour per network on a 2-core CPU; lr below the paper's 1e-3 because a 64x64 minibatch's
+    # noisier gradient diverged there (docs/design-notes.md, docs/results.md).
     "cpu": Preset(
         name="cpu", crop=64, batch=4, iters=6000, lr=5e-4, rampdown=0.3, eval_every=500,
         eval_images=None, eval_crop=None, eval_limits=(("cbsd68", 10),), curve_images=3, baseline_images=None,

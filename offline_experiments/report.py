@@ -3,13 +3,13 @@ Figure 1), grid.png (input / results / baseline / ground truth, as Figures 2-4),
 sweep only), config.json and stats.jsonl (written as the run goes). Every file is written atomically."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from n2n_live.io_utils import atomic_path, write_json, write_text
+from n2n_live.numbers import fmt
 
 # The paper's names for the eval sets (CBSD68 stands in for BSD300's test images).
 SET_NAMES = {"kodak": "Kodak", "cbsd68": "BSD300 (CBSD68)", "bsd300": "BSD300", "set14": "Set14"}
@@ -51,8 +51,8 @@ def display_name(row: str) -> str:
     return SET_NAMES.get(row.lower(), row)
 
 
-def _fmt(v: float | None) -> str:
-    return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}"
+def _cell(v: float | None) -> str:
+    return fmt(v, 2, missing="—")
 
 
 def table_markdown(result: Result) -> str:
@@ -64,13 +64,13 @@ def table_markdown(result: Result) -> str:
              "|---|---:|" + "---:|" * len(cols)]
     sizes = {row: max((len(c.psnr.get(row, ())) for c in cols), default=0) for row in result.rows}
     for row in result.rows:
-        lines.append(f"| {display_name(row)} | {sizes[row]} | " + " | ".join(_fmt(c.row_mean(row)) for c in cols) + " |")
+        lines.append(f"| {display_name(row)} | {sizes[row]} | " + " | ".join(_cell(c.row_mean(row)) for c in cols) + " |")
     if result.average_row and len(result.rows) > 1:
         avgs = []
         for c in cols:
             means = [m for r in result.rows if (m := c.row_mean(r)) is not None]
             avgs.append(sum(means) / len(means) if means else None)
-        lines.append(f"| **Average** | {sum(sizes.values())} | " + " | ".join(f"**{_fmt(a)}**" for a in avgs) + " |")
+        lines.append(f"| **Average** | {sum(sizes.values())} | " + " | ".join(f"**{_cell(a)}**" for a in avgs) + " |")
     counts = {c.label: sum(len(v) for v in c.psnr.values()) for c in cols}
     lines += ["", "Images evaluated per column: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + "."]
     if result.paper:
@@ -78,7 +78,7 @@ def table_markdown(result: Result) -> str:
         lines += ["", f"The paper's numbers ({result.paper_source}):", "",
                   "| data set | " + " | ".join(labels) + " |", "|---|" + "---:|" * len(labels)]
         for row, vals in result.paper.items():
-            lines.append(f"| {row} | " + " | ".join(_fmt(vals.get(k)) for k in labels) + " |")
+            lines.append(f"| {row} | " + " | ".join(_cell(vals.get(k)) for k in labels) + " |")
     if result.notes:
         lines += [""] + [f"- {n}" for n in result.notes]
     for section in result.appendix:

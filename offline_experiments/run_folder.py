@@ -98,8 +98,8 @@ def prepare_run_folder(out: Path, config: dict, start: int, resumed: bool) -> No
 class RunFiles:
     """What rank 0 writes as the run goes: stats.jsonl records, checkpoint.pt and the plots."""
 
-    def __init__(self, out: Path, net: torch.nn.Module, args, data: str, main: bool, prog: str):
-        self.out, self.net, self.args, self.data, self.prog = out, net, args, data, prog
+    def __init__(self, out: Path, net: torch.nn.Module, target: str, data: str, main: bool, prog: str):
+        self.out, self.net, self.target, self.data, self.prog = out, net, target, data, prog
         self.stats = open(out / "stats.jsonl", "a") if main else None
 
     def log(self, record: dict) -> None:
@@ -111,7 +111,7 @@ class RunFiles:
         if self.stats is None:
             return
         save_checkpoint(self.out / "checkpoint.pt", self.net, kind="mc", train_state={"step": step, **step_fn.state_dict()},
-                        meta={"trainer": self.prog, "target": self.args.target, "data": self.data, "step": step})
+                        meta={"trainer": self.prog, "target": self.target, "data": self.data, "step": step})
         plot_stats(read_stats(self.out / "stats.jsonl"), self.out)
 
     def close(self) -> None:

@@ -163,14 +163,21 @@ class RunOutcome:
     skipped: int
 
 
-def _read_state(path: Path | None, iters: int) -> dict | None:
-    """The training state saved at `path` for a run of `iters` iterations, or None (absent, unreadable, or saved
-    by a run of another length: that one is not resumed)."""
+def read_saved(path: Path | None) -> dict | None:
+    """The checkpoint at `path`, or None when there is none or it cannot be read (the work is then redone)."""
     if path is None or not Path(path).is_file():
         return None
     try:
-        state = read_checkpoint(path)
+        return read_checkpoint(path)
     except UserError:
+        return None
+
+
+def _read_state(path: Path | None, iters: int) -> dict | None:
+    """The training state saved at `path` for a run of `iters` iterations, or None (absent, unreadable, or saved
+    by a run of another length: that one is not resumed)."""
+    state = read_saved(path)
+    if state is None:
         return None
     saved = state.get("train_state") or {}
     return state if saved.get("iters") == iters else None

@@ -11,8 +11,8 @@
 # the project never selects (it tries cuda_ad_rgb, then llvm_ad_rgb, then scalar_rgb: renderer/variant.py). The
 # plugins stay whole: each plugin library holds every variant, so they cannot be trimmed per variant. mi.variants()
 # still lists every variant (the list is compiled in); asking for a dropped one fails with ModuleNotFoundError.
-# pyoidn is NOT carried: its core library alone is ~46 MB xz-compressed (measured), which with Mitsuba would pass
-# the limit; gpu_check.sh runs without the OIDN comparison and keeps the last frame's EXR buffers for it.
+# pyoidn is NOT carried: its core library alone, xz-compressed, would with Mitsuba pass the limit; gpu_check.sh
+# runs without the OIDN comparison and keeps the last frame's EXR buffers for it.
 #
 # Environment: PYTHON (the interpreter whose installed versions are carried; default .venv/bin/python, else python3),
 # N2N_CARRY_PYTHON (target CPython version, default 3.12), N2N_CARRY_DIR (default .carry), N2N_CARRY_XZ (xz's

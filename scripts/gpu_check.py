@@ -3,31 +3,27 @@
     python scripts/gpu_check.py probe PROBE_JSON        GPU, driver, torch, OptiX, each Mitsuba variant's verdict
     python scripts/gpu_check.py variant PROBE_JSON      the variant to use: the probed one, "auto" when the probe
                                                         did not finish, "" when no variant works
-    python scripts/gpu_check.py live OUT_JSON SIZE FRAMES DEVICE VARIANT
-                                                        the live loop's end-to-end time per frame (GPU preset,
-                                                        paced like the headless run, no evaluation)
     python scripts/gpu_check.py collect WORK OUT_JSON   stages, tests, n2n-bench, live, headless -> OUT_JSON; table
 
-Each Mitsuba variant is tried in a process of its own: a Dr.Jit backend that finds a bad libLLVM aborts the whole
-process (measured with Debian's LLVM 15), which must not take the probe with it.
+(The live loop's end-to-end time per frame is `n2n-bench --live`.) Each Mitsuba variant is tried in a process of
+its own: a Dr.Jit backend that finds a bad libLLVM aborts the whole process, which must not take the probe with it.
 """
 from __future__ import annotations
 
-import csv
 import ctypes
 import json
-import math
 import os
 import re
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from n2n_live.evaluation.metrics_log import read_metrics
+from n2n_live.numbers import finite, fmt, json_safe
+
 PREFERENCE = ("cuda_ad_rgb", "llvm_ad_rgb", "scalar_rgb")  # renderer/variant.py's order
-GOAL_FRAME_MS = 33.0  # the issue's goal: 15x the paper's 500 ms per 512x512 frame on a Titan V
-LIVE_WARMUP = 5  # frames before timing: the first compiles the render kernels, the next ones warm the trainer
+GOAL_FRAME_MS = 33.0  # the project's goal: 15x the paper's 500 ms per 512x512 frame on a Titan V
 VARIANT_TIMEOUT_S = 20  # a cold OptiX start compiles Mitsuba's kernels: seconds, not minutes
 _TRY_VARIANT = """
 import json, sys
@@ -133,42 +129,6 @@ def _print_probe(info: dict) -> None:
     print(f"variant used: {v}")
 
 
-# ---------------------------------------------------------------------------------------------------- live
-def live(path: Path, size: int, frames: int, device: str, variant: str) -> dict:
-    """Wall time of LiveLoop.step() (render pair -> trainer thread -> denoise both) over `frames` frames after
-    LIVE_WARMUP, paced as the headless run is (render overlaps the previous frame's 8 iterations), with no
-    reference: the figure the 33 ms goal is about. The parts are the loop's own per-frame timings."""
-    import dataclasses
-
-    from n2n_live.live.config import preset
-    from n2n_live.live.loop import LiveLoop
-
-    cfg = preset("gpu", width=size, height=size, frames=frames, reference_spp=0, compare=(), device=device,
-                 variant=None if variant in ("", "auto") else variant)
-    cfg = dataclasses.replace(cfg, pace=True).validate()
-    warmup = int(os.environ.get("N2N_CHECK_LIVE_WARMUP", LIVE_WARMUP))
-    wall, parts = [], {"render_ms": [], "train_ms": [], "infer_ms": []}
-    with LiveLoop(cfg) as loop:
-        for i in range(warmup + frames):
-            t0 = time.perf_counter()
-            r = loop.step()
-            if i >= warmup:
-                wall.append((time.perf_counter() - t0) * 1e3)
-                for k in parts:
-                    parts[k].append(getattr(r, k))
-        result = {"size": f"{size}x{size}", "frames": frames, "warmup": warmup, "variant": loop.variant,
-                  "device": str(loop.device), "train_steps": loop.trainer.stats["steps"]}
-    result.update(frame_ms_median=statistics.median(wall), frame_ms_mean=statistics.fmean(wall),
-                  **{f"{k}_median": _median(v) for k, v in parts.items()})
-    result["fps"] = 1e3 / result["frame_ms_median"]
-    path.write_text(json.dumps(result, indent=1))
-    print(f"live loop {result['size']} ({result['variant']}, network on {result['device']}): median "
-          f"{result['frame_ms_median']:.1f} ms per frame ({result['fps']:.1f} fps) over {frames} frames; render "
-          f"{_f(result['render_ms_median'])}, train {_f(result['train_ms_median'])}, infer "
-          f"{_f(result['infer_ms_median'])} ms")
-    return result
-
-
 # ---------------------------------------------------------------------------------------------------- collect
 def _load(path: Path):
     try:
@@ -199,15 +159,8 @@ def _tests(log: Path) -> dict | None:
     return counts
 
 
-def _number(text) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
-
-
 def _median(values) -> float | None:
-    vals = [v for v in values if v is not None and not math.isnan(v)]
+    vals = [v for v in values if finite(v)]
     return statistics.median(vals) if vals else None
 
 
@@ -215,17 +168,17 @@ def _headless(folder: Path) -> dict | None:
     summary = _load(folder / "summary.json")
     if summary is None:
         return None
-    rows = []
-    if (folder / "metrics.csv").exists():
-        with open(folder / "metrics.csv", newline="") as f:
-            for row in csv.DictReader(f):
-                rows.append({k: _number(v) for k, v in row.items()})
+    cols = read_metrics(folder / "metrics.csv") if (folder / "metrics.csv").exists() else {}
+    n = max((len(v) for v in cols.values()), default=0)
+    rows = [{k: v[i] for k, v in cols.items()} for i in range(n)]
     steady = rows[1:] or rows  # the first frame compiles the render kernels
     h = {"summary": summary, "config": _load(folder / "config.json"), "frames": len(rows),
          "median_ms": {k: _median(r.get(k) for r in steady)
                        for k in ("render_ms", "train_ms", "infer_ms", "reference_ms", "oidn_ms")}}
-    evaluated = [r for r in rows if r.get("psnr_denoised") is not None and not math.isnan(r["psnr_denoised"])]
-    h["psnr"] = [{k: r.get(k) for k in ("frame", "psnr_input", "psnr_denoised", "psnr_oidn")} for r in evaluated]
+    evaluated = [r for r in rows if finite(r.get("psnr_denoised"))]
+    # empty cells (a method not run on that frame) are NaN in read_metrics, null in the JSON
+    h["psnr"] = json_safe([{k: r.get(k) for k in ("frame", "psnr_input", "psnr_denoised", "psnr_oidn")}
+                           for r in evaluated])
     return h
 
 
@@ -245,8 +198,9 @@ def collect(work: Path, out_json: Path) -> dict:
     return report
 
 
-def _f(v, fmt="{:.1f}") -> str:
-    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else fmt.format(v)
+def _f(v, digits: int = 1) -> str:
+    """A table cell: `digits` decimals (integers too), "-" when missing."""
+    return fmt(float(v) if finite(v) else None, digits)
 
 
 def table(r: dict) -> str:
@@ -287,9 +241,9 @@ def table(r: dict) -> str:
                      "ms/frame (all included)")
         if h["psnr"]:
             last = h["psnr"][-1]
-            lines.append(f"  PSNR at frame {int(last['frame'])}: input {_f(last['psnr_input'], '{:.2f}')} dB, "
-                         f"denoised {_f(last['psnr_denoised'], '{:.2f}')} dB, "
-                         f"OIDN {_f(last.get('psnr_oidn'), '{:.2f}')} dB")
+            lines.append(f"  PSNR at frame {int(last['frame'])}: input {_f(last['psnr_input'], 2)} dB, "
+                         f"denoised {_f(last['psnr_denoised'], 2)} dB, "
+                         f"OIDN {_f(last.get('psnr_oidn'), 2)} dB")
         if s.get("interrupted"):
             lines.append("  (stopped at its time limit: the figures cover the frames run)")
     lines.append(f"goal: <= {GOAL_FRAME_MS:.0f} ms per 512x512 frame end to end")
@@ -303,9 +257,6 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "variant":
         info = _load(Path(argv[1])) or {}
         print(info.get("variant") or ("" if info.get("complete") else "auto"))
-        return 0
-    if len(argv) == 6 and argv[0] == "live":
-        live(Path(argv[1]), int(argv[2]), int(argv[3]), argv[4], argv[5])
         return 0
     if len(argv) == 3 and argv[0] == "collect":
         collect(Path(argv[1]), Path(argv[2]))

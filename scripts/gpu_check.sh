@@ -11,8 +11,8 @@
 #             scalar_rgb; each refusal is printed with its reason
 #   tests     pytest -m "gpu and not slow" (the CUDA-marked tests; the slow compile test is the bench_compiled stage)
 #   bench     n2n-bench --size 512 for every model the live loop offers, then the paper's model torch.compile'd
-#   live      the live loop's end-to-end time per frame: 100 frames of LiveLoop.step() at 512x512 (GPU preset,
-#             paced as the headless run is, no evaluation)
+#   live      the live loop's end-to-end time per frame: n2n-bench --live, 100 frames of LiveLoop.step() at
+#             512x512 (GPU preset, paced as the headless run is, no evaluation)
 #   headless  a 300-frame fly-through at 512x512 with the GPU preset, PSNR every 50 frames (stopped with SIGINT
 #             at its time limit, which keeps the frames so far)
 # OUT_DIR receives gpu_check.json (every figure), gpu_check.log (every stage's output), psnr.png, metrics.csv,
@@ -22,7 +22,7 @@
 # Environment (defaults in brackets; the test suite's CPU dry run sets them small):
 #   N2N_CHECK_PYTHON [python3]   N2N_CHECK_SITE [.carry/site.tar.xz; "installed": use what the Python has]
 #   N2N_CHECK_DEVICE [auto]      N2N_CHECK_SIZE [512]   N2N_CHECK_FRAMES [300]   N2N_CHECK_EVAL_EVERY [50]
-#   N2N_CHECK_LIVE_FRAMES [100]
+#   N2N_CHECK_LIVE_FRAMES [100]  N2N_CHECK_LIVE_WARMUP [n2n-bench's]
 #   N2N_CHECK_REFERENCE_SPP [the preset's with cuda_ad_rgb, 1024 when rendering on the CPUs]
 #   N2N_CHECK_BENCH_ARGS [""]    N2N_CHECK_COMPILE [1]  N2N_CHECK_TESTS [the tests/ files with gpu marks; none]
 #   N2N_CHECK_VARIANT [probed]   N2N_CHECK_PROBE_VARIANTS [cuda_ad_rgb llvm_ad_rgb scalar_rgb]
@@ -112,16 +112,11 @@ if [ -n "$VARIANT" ]; then
       --models paper --compile --json "$WORK/bench_compiled.json" ${N2N_CHECK_BENCH_ARGS:-}
   fi
 
-  stage live 45 "$PY" scripts/gpu_check.py live "$WORK/live.json" "$SIZE" "$LIVE_FRAMES" "$DEVICE" "$VARIANT"
+  stage live 45 "$PY" -m n2n_live.commands.bench --live --size "$SIZE" --frames "$LIVE_FRAMES" \
+    ${N2N_CHECK_LIVE_WARMUP:+--warmup "$N2N_CHECK_LIVE_WARMUP"} --device "$DEVICE" "${variant_args[@]}" \
+    --json "$WORK/live.json"
 
-  # flags of the headless command that not every version has (read from the source: no interpreter start)
-  extra=()
-  if grep -q -- '"--eval-every"' n2n_live/cli.py; then
-    extra+=(--eval-every "$EVAL_EVERY")
-    grep -q -- '"--reference-cache"' n2n_live/cli.py && extra+=(--reference-cache "$WORK/reference-cache")
-  else
-    REF_SPP=${REF_SPP:-256}  # a reference on every frame: keep it affordable (recorded in the JSON)
-  fi
+  extra=(--eval-every "$EVAL_EVERY" --reference-cache "$WORK/reference-cache")
   # the preset's 4096-spp references take seconds on the GPU but minutes on the CPUs
   [ "$VARIANT" != cuda_ad_rgb ] && REF_SPP=${REF_SPP:-1024}
   [ -n "$REF_SPP" ] && extra+=(--reference-spp "$REF_SPP")

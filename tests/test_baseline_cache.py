@@ -1,4 +1,4 @@
-"""The on-disk cache of baseline results (issue 14): a hit returns exactly what was computed, and nothing that
+"""The on-disk cache of baseline results: a hit returns exactly what was computed, and nothing that
 differs in method, image, level or seed ever meets an old entry."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of offline_experiments (issue 5): corruptions, MRI sampling, data, baselines, the paper's central claim on
+"""Tests of offline_experiments: corruptions, MRI sampling, data, baselines, the paper's central claim on
 a toy problem (the CLI end to end: test_experiment_cli.py). CPU only; tiny synthetic data in tmp_path."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""n2n-experiment after kill -9: the same command again restarts the run cleanly in its folder (issue 11); no
+"""n2n-experiment after kill -9: the same command again restarts the run cleanly in its folder; no
 corrupt table.md or checkpoint, no temporaries, no stats of two runs mixed."""
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ of its own as OnlineTrainer does) plus, on CUDA, bf16 autocast, which the live t
 yet; `--compile` adds that loop through torch.compile (its "reduce-overhead" mode replays CUDA graphs), with the
 compile time reported apart. The render pair's tensors stay on the renderer's device (DLPack, no host copy):
 `render_device` says where they were.
+
+`--live` times the live loop itself instead of its parts: the wall time of LiveLoop.step() with the GPU preset
+at --size, paced as the headless run is (rendering overlaps the previous frame's training), with no reference,
+over --frames frames after --warmup; the figure a per-frame goal is about.
 """
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from ..errors import UserError, exit_on_user_error
 from .. import models
 from ..losses import l_hdr
 from ..models.unet import run_padded
+from ..numbers import finite, fmt
 from ..timing import sync as _sync
 from ..train_step import TrainStep
 from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_live, check_output_file, integer, nonempty,
@@ -34,6 +39,7 @@ from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_live, check_out
 
 ITERS_PER_FRAME = 8
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune-no-cudagraphs")
+LIVE_WARMUP = 5  # frames before timing: the first compiles the render kernels, the next ones warm the trainer
 
 
 def model_names() -> tuple[str, ...]:
@@ -157,8 +163,51 @@ def bench_render(scene: str, width: int, height: int, spp: int, frames: int, var
     return {"render_pair_ms": statistics.median(times), "variant": used, "render_device": str(pair.noisy_a.device)}
 
 
+def _median(values) -> float | None:
+    """Median of the finite values (a frame the trainer had not finished yet has no train time); None if none."""
+    vals = [v for v in values if finite(v)]
+    return statistics.median(vals) if vals else None
+
+
+def bench_live(width: int, height: int, spp: int, crop: int, frames: int, warmup: int, device: str,
+               variant: str | None) -> dict:
+    """Wall time of LiveLoop.step() per frame over `frames` frames after `warmup`, paced, with no reference; the
+    parts (render, train, infer) are the loop's own per-frame timings."""
+    from ..live.config import preset
+    from ..live.loop import LiveLoop
+
+    cfg = preset("gpu", width=width, height=height, spp=spp, crop=crop, frames=frames, reference_spp=0, compare=(),
+                 device=device, variant=variant, pace=True).validate()
+    wall, parts = [], {"render_ms": [], "train_ms": [], "infer_ms": []}
+    with LiveLoop(cfg) as loop:
+        for i in range(warmup + frames):
+            t0 = time.perf_counter()
+            r = loop.step()
+            if i >= warmup:
+                wall.append((time.perf_counter() - t0) * 1e3)
+                for k in parts:
+                    parts[k].append(getattr(r, k))
+        result = {"size": f"{width}x{height}", "frames": frames, "warmup": warmup, "variant": loop.variant,
+                  "device": str(loop.device), "train_steps": loop.trainer.stats["steps"]}
+    result.update(frame_ms_median=statistics.median(wall), frame_ms_mean=statistics.fmean(wall),
+                  **{f"{k}_median": _median(v) for k, v in parts.items()})
+    result["fps"] = 1e3 / result["frame_ms_median"]
+    return result
+
+
+def format_live(r: dict) -> str:
+    return (f"live loop {r['size']} ({r['variant']}, network on {r['device']}): median {fmt(r['frame_ms_median'], 1)} "
+            f"ms per frame ({fmt(r['fps'], 1)} fps) over {r['frames']} frames; render "
+            f"{fmt(r['render_ms_median'], 1)}, train {fmt(r['train_ms_median'], 1)}, infer "
+            f"{fmt(r['infer_ms_median'], 1)} ms")
+
+
 def run(args) -> dict:
     device = torch.device(args.device)  # resolved by parse_args
+    if args.live:
+        if device.index not in (None, 0):
+            raise UserError(f"--live: the live loop runs on cpu or cuda (its first GPU), not {args.device}")
+        return bench_live(*args.size, args.spp, args.crop, args.frames, args.warmup, device.type, args.variant)
     width, height = args.size
     names = model_names()
     if args.models:
@@ -201,11 +250,11 @@ def format_table(report: dict) -> str:
             ("frame ms (1 pair,8 it)", "frame_ms", "{:12.1f}"), ("fps", "fps", "{:12.2f}"),
             ("peak GPU MiB", "peak_gpu_mib", "{:12.0f}"), ("GFLOP / train iter", "train_iter_gflop", "{:12.1f}"),
             ("GFLOP / inference", "infer_gflop", "{:12.1f}"), ("compile s", "compile_s", "{:12.1f}")]
-    for label, key, fmt in rows:
+    for label, key, pattern in rows:
         vals = [report["loops"][k].get(key) for k in keys]
         if all(v is None for v in vals):
             continue
-        lines.append(f"{label:22s}" + "".join(fmt.format(v) if v is not None else f"{'-':>12s}" for v in vals))
+        lines.append(f"{label:22s}" + "".join(pattern.format(v) if v is not None else f"{'-':>12s}" for v in vals))
     floor_train = report["loops"][keys[0]]["train_iter_gflop"] / rate  # GFLOP / (TFLOP/s) = ms
     lines.append(f"measured ceilings: matmul {rate:.2f} TFLOP/s, copy {c['copy_gbps']:.0f} GB/s; "
                  f"compute floor of one train iteration ({keys[0]}) {floor_train:.2f} ms")
@@ -217,7 +266,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--size", type=size(), default=(512, 512), help="S or WxH (default 512)")
     p.add_argument("--crop", type=integer(1, MAX_SIDE), default=256)
     p.add_argument("--spp", type=integer(1, MAX_SPP), default=8)
-    p.add_argument("--frames", type=integer(1, 10**5), default=5, help="rendered frames to time (after one warm-up)")
+    p.add_argument("--frames", type=integer(1, 10**5), default=5, help="rendered frames to time (after one warm-up; "
+                   "--live: after --warmup)")
     p.add_argument("--repeats", type=integer(1, 10**5), default=5, help="timed repeats of each network part")
     p.add_argument("--scene", type=nonempty, default="cornell-box")
     p.add_argument("--variant", type=nonempty, default=None)
@@ -227,6 +277,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--compile", nargs="?", const="reduce-overhead", choices=COMPILE_MODES, default=None,
                    help="also time the optimised loop through torch.compile (CUDA only; default mode "
                    "reduce-overhead: CUDA graphs)")
+    p.add_argument("--live", action="store_true", help="time the live loop end to end instead of its parts "
+                   "(LiveLoop.step with the GPU preset, paced, no reference)")
+    p.add_argument("--warmup", type=integer(0, 10**5), default=LIVE_WARMUP,
+                   help=f"--live: frames run before timing (default {LIVE_WARMUP})")
     p.add_argument("--json", default=None, type=nonempty, help="also write the full report as JSON")
     args = p.parse_args(argv)
     w, h = args.size
@@ -241,7 +295,7 @@ def main(argv=None) -> int:
     with exit_on_user_error("n2n-bench"):
         args = parse_args(argv)
         report = run(args)
-        print(format_table(report))
+        print(format_live(report) if args.live else format_table(report))
         if args.json:
             from ..io_utils import write_json
 
