@@ -1,11 +1,12 @@
-"""Temporal reuse (n2n_live.live.temporal): reprojection, disocclusion tests, per-stream histories, resets."""
+"""Temporal reuse (n2n_live.live.temporal, n2n_live.reprojection): reprojection, disocclusion tests, per-stream histories, resets."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from n2n_live.live.temporal import Geometry, TemporalAccumulator, noise_correlation, pixel_directions, project, reproject
+from n2n_live.live.temporal import TemporalAccumulator, noise_correlation
+from n2n_live.reprojection import Geometry, pixel_directions, project, reproject
 from renderer.camera import Camera
 
 W, H = 32, 24

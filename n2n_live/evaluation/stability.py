@@ -2,7 +2,7 @@
 
     flicker_t(X) = RMS over pixels of ( T(X_t) - T(reprojected X_{t-1}) )
 
-on tonemapped values, over the pixels whose previous view saw the same surface (temporal.reproject's geometry
+on tonemapped values, over the pixels whose previous view saw the same surface (reprojection.reproject's geometry
 tests; a still camera compares pixel to pixel). Computed for the network's output, OIDN's and the input (the pair
 average) on the same frames, and for the reference when one exists for both frames: the reference's figure is
 the floor that reprojection (resampling, view-dependent shading) leaves, so X's flicker above it is X's own.
@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ..live.temporal import Geometry, reproject
+from ..reprojection import Geometry, reproject
 from ..tonemap import T
 
 
