@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import time
 
@@ -78,3 +79,20 @@ if os.environ.get("N2N_TEST_CPU"):
         terminalreporter.write_line(f"CPU seconds (self + children), total {total:.1f} s; slowest:")
         for nodeid, sec in sorted(_cpu.items(), key=lambda kv: -kv[1])[:40]:
             terminalreporter.write_line(f"{sec:8.1f}  {nodeid}")
+
+
+@pytest.fixture(scope="module")
+def x_display():
+    """A private X server (Xvfb + Mesa) for the real viewer window; the session's display where Xvfb is missing."""
+    for mod in ("glfw", "OpenGL", "imgui_bundle"):
+        pytest.importorskip(mod, reason="the viewer extra is not installed (pip install 'n2n-live[viewer]')")
+    if shutil.which("Xvfb") is None:
+        if os.environ.get("DISPLAY"):
+            yield os.environ["DISPLAY"]
+            return
+        pytest.skip("Xvfb is not installed (apt-get install xvfb libgl1-mesa-dri libglx-mesa0) and DISPLAY is unset")
+    from n2n_live.viewer.xvfb import start_xvfb, stop_xvfb
+
+    proc, display = start_xvfb()
+    yield display
+    stop_xvfb(proc)
