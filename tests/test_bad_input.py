@@ -1,4 +1,4 @@
-"""Bad input to every command (issue 11): exit 2, exactly one line on stderr naming the problem (and the file), no
+"""Bad input to every command: exit 2, exactly one line on stderr naming the problem (and the file), no
 traceback, nothing written. One table; each row runs in-process (fast: a refused run stops before the heavy
 imports matter) and a few run again as real subprocesses, in parallel, to see what the user sees (argparse's usage
 block, OpenEXR's and numpy's own messages would show up there)."""
