@@ -150,3 +150,61 @@ def test_n2n_train_trains_and_resumes_a_kernel_model(tmp_path):
     batch_train.main([str(a) for a in argv + ["--iters", "3"]])  # resumes the kernel net from its checkpoint
     net, state = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert type(net) is KernelPredictingNet and state["train_state"]["step"] == 3
+
+
+def test_the_kernel_net_filters_its_input_and_does_not_pass_it_through():
+    # mutant caught: forward (or filter) returning the unfiltered linear colour
+    net = small()
+    x, colour = kernel_input(net)
+    with torch.no_grad():
+        y = net(x)
+        by_hand = colour.permute(2, 0, 1)[None]
+        for weights, d in zip(net.kernels(x), (1, 2, 4)):
+            by_hand = apply_kernel(by_hand, weights, d)
+    assert torch.allclose(y, by_hand, atol=1e-5)
+    # the initial kernels blur: white noise comes out with far less variance than it went in (a copy keeps it all)
+    ratio = float(y.std() / colour.std())
+    assert ratio < 0.5, ratio
+
+
+def _shift_kernels(net, tap):
+    """Force every stage of `net` to the one-hot kernel at `tap` (an index into the K*K taps)."""
+    kk = net.kernel_size ** 2
+    with torch.no_grad():
+        net.trunk.dec_conv1b.weight.zero_()
+        net.trunk.dec_conv1b.bias.zero_()
+        net.trunk.dec_conv1b.bias.view(len(net.dilations), kk)[:, tap] = 60.0
+
+
+def test_a_trous_stages_reach_their_dilation():
+    # mutant caught: every dilation 1 (in apply_kernel, in filter or in the net's dilations)
+    g = torch.Generator().manual_seed(2)
+    colour = torch.rand(1, 3, 16, 32, generator=g)
+    right = torch.zeros(1, 25, 16, 32)
+    right[:, 13] = 1.0  # row 2, column 3 of the 5x5 kernel: the tap one step to the right
+    for d in (1, 2, 4):
+        out = apply_kernel(colour, right, d)
+        assert torch.equal(out[..., :-d], colour[..., d:]), d  # each pixel reads the one d pixels to its right
+    # the whole net: three stages of one step right, dilations 1, 2, 4: the image moves 1 + 2 + 4 = 7 pixels
+    net = small()
+    _shift_kernels(net, 13)
+    x, colour = kernel_input(net, 16, 32)
+    with torch.no_grad():
+        y = net(x)
+    c = colour.permute(2, 0, 1)[None]
+    assert torch.allclose(y[..., :-7], c[..., 7:], atol=1e-5)
+    assert not torch.allclose(y[..., :-7], c[..., 3:-4], atol=1e-2)  # what dilations 1, 1, 1 would give
+
+
+def test_a_checkpoint_keeps_the_kernel_nets_architecture(tmp_path):
+    # mutant caught: a checkpoint (spec / from_spec / options) that drops the dilations or the kernel size;
+    # same number of stages as the defaults, so the weights alone would load into a default net
+    torch.manual_seed(3)
+    net = KernelPredictingNet(9, kernel_size=3, dilations=(3, 1, 5), trunk="small", width=8)
+    save_checkpoint(tmp_path / "k.pt", net)
+    loaded, _ = load_checkpoint(tmp_path / "k.pt")
+    assert (loaded.kernel_size, loaded.dilations, loaded.trunk_name, loaded.width) == (3, (3, 1, 5), "small", 8)
+    assert models.spec(loaded) == models.spec(net)
+    x, _ = kernel_input(net)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), net(x))
