@@ -78,6 +78,48 @@ def test_n2n_compare_replays_recorded_pairs_through_the_loop(tmp_path):
     assert rows[-1]["psnr_denoised"] is not None  # the last frame is evaluated
 
 
+def test_the_initial_weights_follow_the_seed():
+    """Same cfg.seed, same initial network (a run can be repeated); another seed, another network. Mutant caught:
+    LiveLoop's network initialisation left unseeded."""
+    before = iter(range(100, 103))
+
+    def initial(seed):
+        torch.manual_seed(next(before))  # whatever the global generator held before: the loop must seed it itself
+        with LiveLoop(tiny(width=16, height=16, crop=16, seed=seed)) as loop:
+            return {k: v.clone() for k, v in loop.trainer.net.state_dict().items()}
+
+    first, again, other = initial(0), initial(0), initial(1)
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first if k.endswith("weight"))
+
+
+def test_oidn_sees_this_frames_raw_pair_not_the_temporal_history(monkeypatch):
+    """With temporal reuse on, the network trains on the accumulated histories, but OIDN (a single-frame denoiser)
+    is handed this frame's own pair average. pyoidn is faked: the test holds whether or not it is installed.
+    Mutant caught: OIDN fed the histories."""
+    seen = []
+
+    def fake_denoise(colour, albedo=None, normal=None, quality="high"):
+        seen.append(colour.clone())
+        return colour.clone()
+
+    monkeypatch.setattr(oidn, "available", lambda: True)
+    monkeypatch.setattr(oidn, "denoise", fake_denoise)
+    with LiveLoop(tiny(width=16, height=16, crop=16, spp=2, iters_per_frame=1, temporal=True,
+                       compare=("oidn",))) as loop:
+        update, histories = loop.temporal.update, []
+        loop.temporal.update = lambda pair, cam: histories.append(update(pair, cam)) or histories[-1]
+        results = [loop.step() for _ in range(3)]
+    assert len(seen) == 3
+    for r, x in zip(results, seen):
+        raw_pair = torch.equal(x, 0.5 * (r.pair.noisy_a + r.pair.noisy_b))
+        assert raw_pair, f"frame {r.frame}: OIDN was not handed this frame's raw pair average"
+        assert torch.equal(r.oidn, x)
+    # the histories did differ from the raw pairs after the first frame, so the check above could fail
+    h, r = histories[-1], results[-1]
+    assert h.history.max() > 1 and not torch.allclose(h.noisy_a + h.noisy_b, r.pair.noisy_a + r.pair.noisy_b)
+
+
 def test_compare_clean_needs_a_reference():
     with pytest.raises(UserError):
         LiveLoop(tiny(reference_spp=0, compare=("clean",)))
