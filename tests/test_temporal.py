@@ -191,3 +191,26 @@ def test_a_surface_just_in_front_of_another_is_rejected():
     prev_pos[:, 8:14] = wall(cam, 9.97).position[:, 8:14]  # 3 cm in front, 10 m away
     _, valid = reproject(pattern(), Geometry(cam, prev_pos, g.normal), g)
     assert not valid[:, 9:13].any() and valid[:, :7].all()
+
+
+def test_silhouette_pixels_are_rejected():
+    """A pixel whose samples mix surfaces (|mean normal| inside reprojection.EDGE) never reuses history, nor lends
+    it, even where every other test passes: here the camera stands still and both frames share the geometry, so
+    plane, normal and off-screen tests accept every pixel. Mutant caught: the silhouette rejection removed."""
+    cam = cam_at()
+    g = wall(cam)
+    pos, nrm = g.position.clone(), g.normal.clone()
+    # column 10: half wall (normal -z), half a side surface (normal +x); the box-filtered normal averages them
+    nrm[:, 10] = 0.5 * (torch.tensor([0.0, 0.0, -1.0]) + torch.tensor([1.0, 0.0, 0.0]))  # |n| = 0.71: a hit
+    # column 20: 30 % wall, 70 % sky (no normal): a silhouette against the background
+    nrm[:, 20] = torch.tensor([0.0, 0.0, -0.3])  # |n| = 0.3: not a hit
+    mixed = Geometry(cam, pos, nrm)
+    clean = [c for c in range(W) if abs(c - 10) > 1 and abs(c - 20) > 1]
+    _, valid = reproject(pattern(), mixed, mixed)
+    assert not valid[:, 10].any() and not valid[:, 20].any() and valid[:, clean].all()
+    # only the current frame's pixel mixes surfaces (its direction still the wall's), and only the previous one's
+    turned = nrm.clone()
+    turned[:, 10] = torch.tensor([0.0, 0.0, -0.6])
+    for prev, cur in ((g, Geometry(cam, pos, turned)), (Geometry(cam, pos, turned), g)):
+        _, valid = reproject(pattern(), prev, cur)
+        assert not valid[:, 10].any() and valid[:, clean].all()
