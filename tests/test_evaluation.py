@@ -121,3 +121,40 @@ def test_live_loop_measures_only_scheduled_frames(tmp_path):
         if r.frame in measured:
             assert math.isfinite(r.reference_floor) and r.psnr_input > r.psnr_input_a
     assert len(list(tmp_path.glob("*.npz"))) == 3
+
+
+def test_flicker_follows_the_surface_under_a_moving_camera():
+    """A camera panning over a static, textured wall: a clean, consistent sequence (each frame the texture at its
+    pixels' world points) gives nearly zero flicker, though its pixels change a lot from frame to frame; the same
+    sequence with fresh noise every frame flickers by about the noise. Mutant caught: flicker computed pixel to
+    pixel, without reprojection."""
+    from n2n_live.evaluation.stability import FlickerMeter
+    from n2n_live.tonemap import T
+    from tests.test_temporal import cam_at, footprint, wall
+
+    step = 1.5 * footprint(cam_at())  # a pixel and a half per frame: every frame is resampled
+    period = 12 * footprint(cam_at())
+
+    def texture(pos):
+        u, v = pos[..., 0] * 2 * math.pi / period, pos[..., 1] * 2 * math.pi / period
+        lum = 0.6 + 0.4 * torch.sin(u) * torch.cos(0.7 * v)
+        return torch.stack([lum, 0.8 * lum, 0.5 * lum], dim=-1)
+
+    g = torch.Generator().manual_seed(0)
+    meter, clean, noisy, unmoved, prev = FlickerMeter(), [], [], [], None
+    for f in range(5):
+        cam = cam_at(f * step)
+        geom = wall(cam)
+        img = texture(geom.position)
+        noise = img + 0.1 * torch.randn(img.shape, generator=g)
+        fl = meter.update(cam, geom.position, geom.normal, {"clean": img, "noisy": noise})
+        if f == 0:
+            assert math.isnan(fl["clean"]) and math.isnan(fl["noisy"])
+        else:
+            clean.append(fl["clean"])
+            noisy.append(fl["noisy"])
+            unmoved.append(float((T(img) - T(prev)).pow(2).mean().sqrt()))  # what pixel-to-pixel would give
+        prev = img
+    assert min(unmoved) > 0.03, unmoved  # the pixels themselves change a lot
+    assert max(clean) < 0.2 * min(unmoved), (clean, unmoved)
+    assert min(noisy) > 3 * max(clean), (noisy, clean)
