@@ -24,7 +24,7 @@ from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.validate import ArgumentParser, check_output_dir, integer, nonempty, resolve_device
 
 from .baseline_cache import BaselineCache, default_cache_dir
-from .datasets import DATA_ENV, default_data_root, list_images, resolve_folder
+from .datasets import DATA_ENV, check_readable, default_data_root, resolve_folder
 from .columns import Context
 from .experiments import EXPERIMENTS
 from .mri import find_volumes
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                                   f"(default {DEFAULT_EVAL_ALL}; mri: DATA/mri, held-out slab when shared)")
     p.add_argument("--iters", type=integer(1, 10**9), help="training iterations per network (overrides the preset)")
     p.add_argument("--eval-images", type=integer(1, 10**6), help="images per eval set (overrides the preset)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--workers", type=integer(0, 256), help="data-loading processes (default: preset's on cuda, 0 on cpu)")
     p.add_argument("--out", type=nonempty, help="output folder (default runs/NAME-PRESET, numbered if it exists)")
     p.add_argument("--seed", type=integer(0, 2**31 - 1), default=0)
@@ -153,7 +153,7 @@ def make_context(args, command: str = "") -> tuple[Context, Path, dict]:
         train_dir = resolve_folder(args.train_dir or "train", data_root, "training folder")
         eval_dirs = [resolve_folder(s, data_root, "eval folder") for s in names]
         for d in [train_dir] + eval_dirs:
-            list_images(d)
+            check_readable(d)  # an image that decodes in each, or nothing is written
     ctx = Context(preset=preset, targets=args.targets, device=device, seed=args.seed, train_dir=train_dir,
                   eval_dirs=eval_dirs, stats=StatsLog(out / "stats.jsonl"),
                   log=lambda msg: print(f"{PROG}: {msg}", file=sys.stderr), experiment=args.name, out=out,

@@ -1,7 +1,8 @@
 """Image folders: random training crops and whole evaluation images, as float32 CHW tensors in [0, 1].
 
-The paper trains on random 256x256 crops of the 50k ImageNet validation images; any folder of PNG/JPG/BMP
-photos works the same way here. Greyscale images become 3-channel (R = G = B).
+The paper trains on random 256x256 crops of the 50k ImageNet validation images; any folder of PNG/JPEG/BMP/TIFF
+photos, 8 or 16 bits per channel, works the same way here (read by n2n_live.images at full precision). Greyscale
+images become 3-channel (R = G = B).
 """
 from __future__ import annotations
 
@@ -9,13 +10,11 @@ import os
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from n2n_live.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+from n2n_live.images import LDR_SUFFIXES, read_ldr
 
 
 def repo_root() -> Path:
@@ -43,29 +42,46 @@ def resolve_folder(spec: str, data_root: Path, kind: str = "image folder") -> Pa
 
 
 def list_images(folder: str | Path) -> list[Path]:
-    """Every PNG/JPG/BMP under `folder`, recursively, sorted; a one-line error if there are none."""
+    """Every PNG/JPEG/BMP/TIFF under `folder`, recursively, sorted; a one-line error if there are none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise UserError(f"not a folder: {folder}")
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in LDR_SUFFIXES)
     if not files:
-        raise UserError(f"no images (.png, .jpg, .jpeg, .bmp) in {folder}")
+        raise UserError(f"no images ({', '.join(LDR_SUFFIXES)}) in {folder}")
     return files
 
 
-def load_image(path: str | Path) -> torch.Tensor:
-    """(3, H, W) float32 in [0, 1]. Raises OSError/ValueError for files PIL cannot decode."""
-    from PIL import Image
+def check_readable(folder: str | Path) -> list[Path]:
+    """`list_images(folder)`, refused in one line unless at least one image decodes: a command checks its folders
+    with this before it writes anything (decoding stops at the first image that reads)."""
+    files, first = list_images(folder), None
+    for f in files:
+        try:
+            read_ldr(f)
+            return files
+        except UserError as e:
+            first = first or e
+    raise UserError(f"no readable images in {folder} ({len(files)} unreadable; the first: {first})")
 
-    with Image.open(path) as im:
-        im.load()
-        if im.mode in ("I", "I;16", "I;16B", "F"):  # 16-bit and float greyscale: scale to [0, 1] first
-            a = np.asarray(im, dtype=np.float32)
-            a = a / (65535.0 if a.max() > 255 else 255.0)
-            a = np.repeat(a[..., None], 3, axis=2)
-        else:
-            a = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).contiguous()
+
+def load_image(path: str | Path) -> torch.Tensor:
+    """(3, H, W) float32 in [0, 1], 8- or 16-bit at full precision; a UserError naming the file it cannot read."""
+    return torch.from_numpy(read_ldr(path)).permute(2, 0, 1).contiguous()
+
+
+def quantise(img: torch.Tensor) -> torch.Tensor:
+    """A [0, 1] image as the integers it was read from: uint8 when that is exact (8-bit files, and 16-bit ones that
+    hold only 8-bit values), else uint16 (16-bit files). A training pool keeps its images this way."""
+    q8 = img * 255.0
+    if (q8 - q8.round()).abs().max() < 1e-3:  # x / 255 in float32, times 255: within 1e-4 of x
+        return (q8 + 0.5).clamp(0, 255).to(torch.uint8)
+    return (img * 65535.0 + 0.5).clamp(0, 65535).to(torch.int32).to(torch.uint16)
+
+
+def dequantise(q: torch.Tensor) -> torch.Tensor:
+    """float32 in [0, 1] from `quantise`'s integers."""
+    return q.float() / (255.0 if q.dtype == torch.uint8 else 65535.0)
 
 
 def _image_size(path: Path) -> tuple[int, int] | None:
@@ -76,7 +92,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         with Image.open(path) as im:
             w, h = im.size
         return h, w
-    except Exception as e:  # PIL raises several types for broken files
+    except Exception as e:  # PIL raises several types for broken files (a decompression bomb too)
         warnings.warn(f"skipping unreadable image {path}: {e}", stacklevel=3)
         return None
 
@@ -95,7 +111,8 @@ def pad_to(img: torch.Tensor, size: int) -> torch.Tensor:
 class ImageFolder:
     """Random training crops from every image under a folder.
 
-    Images are decoded once and kept in memory as uint8 (the pool here is ~500 images). Unreadable files are
+    Images are decoded once and kept in memory as uint8, 16-bit ones as uint16 (`quantise`; the pool here is ~500
+    images). Unreadable files are
     skipped with a warning naming them. Images smaller than the crop are skipped with a warning (padding a
     small image up to 256x256 would teach the network about mirrored borders), unless every image is small,
     in which case they are padded instead.
@@ -130,15 +147,15 @@ class ImageFolder:
         return len(self.files)
 
     def image(self, i: int) -> torch.Tensor | None:
-        """Image i as uint8 CHW (decoded on first use), or None if it cannot be decoded."""
+        """Image i as uint8 (or uint16) CHW (decoded on first use), or None if it cannot be decoded."""
         f = self.files[i]
         if f not in self._cache:
             try:
                 img = pad_to(load_image(f), self.crop)
-            except Exception as e:
-                warnings.warn(f"skipping unreadable image {f}: {e}", stacklevel=2)
+            except UserError as e:
+                warnings.warn(f"skipping unreadable image: {e}", stacklevel=2)
                 return None
-            self._cache[f] = (img * 255.0 + 0.5).clamp(0, 255).to(torch.uint8)
+            self._cache[f] = quantise(img)
         return self._cache[f]
 
     def crop_at(self, i: int, gen: torch.Generator) -> torch.Tensor:
@@ -152,7 +169,7 @@ class ImageFolder:
         _, h, w = img.shape
         y = int(torch.randint(0, h - self.crop + 1, (1,), generator=gen))
         x = int(torch.randint(0, w - self.crop + 1, (1,), generator=gen))
-        return img[:, y:y + self.crop, x:x + self.crop].float() / 255.0
+        return dequantise(img[:, y:y + self.crop, x:x + self.crop])
 
     def batch(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """n random crops of images picked in proportion to their area: (n, 3, crop, crop)."""
@@ -178,8 +195,8 @@ def load_eval_folder(folder: str | Path, max_images: int | None = None,
             break
         try:
             out.append((f.name, center_crop(load_image(f), crop)))
-        except Exception as e:
-            warnings.warn(f"skipping unreadable image {f}: {e}", stacklevel=2)
+        except UserError as e:
+            warnings.warn(f"skipping unreadable image: {e}", stacklevel=2)
     if not out:
         raise UserError(f"no readable images in {folder}")
     return out

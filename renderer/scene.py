@@ -164,6 +164,27 @@ def _inline_includes(root: ET.Element, base_dir: Path, file: Path, depth: int = 
             root.insert(i + j, grandchild)
 
 
+def check_spec(spec) -> str:
+    """Check a scene spec cheaply, without Mitsuba or rendering: a bundled name, or an XML file that exists, parses
+    (includes too) as a Mitsuba <scene> and has a <sensor>. Returns the scene's name; a SceneError names the file.
+    Commands check every scene they are given with it before rendering any (load_scene may still refuse what only
+    Mitsuba can judge: a broken plugin, a missing mesh)."""
+    import scenes
+
+    text = str(spec)
+    if text in scenes.names():
+        return text
+    path = Path(text)
+    if not (isinstance(spec, Path) or text.lower().endswith(".xml") or "/" in text or "\\" in text or path.exists()):
+        raise SceneError(f"unknown scene '{text}': not a bundled scene ({', '.join(scenes.names())}) "
+                         "nor a path to a Mitsuba XML file")
+    root = _parse(path)
+    _inline_includes(root, path.parent, path)
+    if not any(e.tag == "sensor" for e in root):
+        raise SceneError(f"{path}: the scene has no <sensor> (a camera is needed to render it)")
+    return path.stem
+
+
 def _force_film_and_sampler(sensor: ET.Element, width: int, height: int) -> None:
     for child in list(sensor):
         if child.tag in ("film", "sampler"):

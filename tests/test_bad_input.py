@@ -1,4 +1,4 @@
-"""Bad input to every command: exit 2, exactly one line on stderr naming the problem (and the file), no
+"""Bad input to every command (all seven): exit 2, exactly one line on stderr naming the problem (and the file), no
 traceback, nothing written. One table; each row runs in-process (fast: a refused run stops before the heavy
 imports matter) and a few run again as real subprocesses, in parallel, to see what the user sees (argparse's usage
 block, OpenEXR's and numpy's own messages would show up there)."""
@@ -16,13 +16,14 @@ import torch
 
 from n2n_live.checkpoint import FORMAT, save_checkpoint
 from n2n_live.models.unet import UNet
+from renderer import seeds
 
 REPO = Path(__file__).resolve().parent.parent
-HAS_CUDA = torch.cuda.is_available()
 
 MODULES = {
     "n2n-live": "n2n_live.commands.cli", "n2n-export": "n2n_live.commands.export", "n2n-train": "offline_experiments.batch_train",
     "n2n-denoise": "n2n_live.commands.denoise", "n2n-bench": "n2n_live.commands.bench", "n2n-experiment": "offline_experiments.cli",
+    "n2n-compare": "n2n_live.commands.compare",
 }
 
 
@@ -49,9 +50,30 @@ def files(tmp_path_factory):
     from PIL import Image
 
     Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(d / "img.png")
-    (d / "empty").mkdir()
-    (d / "data").mkdir()
+    for folder in ("empty", "data", "images/train", "broken", "tif16", "bomb"):
+        (d / folder).mkdir(parents=True)
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(d / "images" / "train" / "img.png")
+    (d / "broken" / "x.png").write_bytes(b"an image by name only")
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).save(d / "tif16" / "full.tif")  # I;16
+    (d / "tif16" / "cut.tif").write_bytes((d / "tif16" / "full.tif").read_bytes()[:4000])
+    (d / "tif16" / "full.tif").unlink()
+    (d / "cut16.png").write_bytes(_png(64, 64, 16, b"\0" + b"\1" * 64 * 6))  # the first row of 64 only
+    (d / "bomb" / "huge.png").write_bytes(_png(30000, 30000, 8, b""))  # its header alone
+    (d / "nosensor.xml").write_text("<scene version='3.0.0'><shape type='sphere'/></scene>")
+    (d / "bad.xml").write_text("<scene version='3.0.0'><sensor type='perspective'></scene>")
     return d
+
+
+def _png(width: int, height: int, bits: int, data: bytes) -> bytes:
+    """A PNG (RGB) whose header claims width x height whatever the pixel data holds: truncated files, bombs."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bits, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(data)) + chunk(b"IEND", b""))
 
 
 def unwritable(tmp: Path) -> Path:
@@ -138,21 +160,51 @@ ROWS = [
     ("n2n-experiment", "gaussian --out FILE --data-root IN", "FILE"),
     ("n2n-experiment", "gaussian --data-root IN/no-such-root --out OUT", "IN/no-such-root"),
     ("n2n-experiment", "gaussian --out OUT N2N_DATA=IN/no-such-env", "N2N_DATA"),
+    # n2n-compare (issue 22: argparse's own parser, --crop 0 ran, an unbounded --seed, --out checked after rendering)
+    ("n2n-compare", "--crop 0 --out OUT", "--crop"),
+    ("n2n-compare", f"--seed {seeds.MAX_LIVE_SEED + 1} --out OUT", "--seed"),
+    ("n2n-compare", "--seed -1 --out OUT", "--seed"),
+    ("n2n-compare", "--frames 0 --out OUT", "--frames"),
+    ("n2n-compare", "--size 0x8 --out OUT", "--size"),
+    ("n2n-compare", "--lr nan --out OUT", "--lr"),
+    ("n2n-compare", "--reference-spp 1 --out OUT", "--reference-spp"),
+    ("n2n-compare", "--variants paper,foo --out OUT", "--variants"),
+    ("n2n-compare", "--scenes cornell-box,no-such-scene --out OUT", "no-such-scene"),
+    ("n2n-compare", "--scenes cornell-box,IN/nosensor.xml --out OUT", "IN/nosensor.xml"),
+    ("n2n-compare", "--scenes cornell-box --out FILE", "FILE"),
+    ("n2n-compare", "--scenes cornell-box --out RO", "cannot write"),
+    ("n2n-compare", "--scenes cornell-box --size 16000 --out OUT", "needs about"),
+    ("n2n-compare", "--scenes cornell-box --device tpu --out OUT", "--device"),
+    # every scene checked before the first renders (a bad second one left a partial dataset)
+    ("n2n-export", "--scene cornell-box,no-such-scene --out OUT", "no-such-scene"),
+    ("n2n-export", "--scene cornell-box --scene IN/nosensor.xml --out OUT", "IN/nosensor.xml"),
+    ("n2n-export", "--scene cornell-box,IN/bad.xml --out OUT", "IN/bad.xml"),
+    ("n2n-export", "--scene cornell-box,IN/no-such.xml --out OUT", "IN/no-such.xml"),
+    # image folders: one image that decodes, checked before anything is written; TIFF found; 16-bit and bombs
+    ("n2n-experiment", "gaussian --eval IN/broken --out OUT", "IN/broken"),
+    ("n2n-experiment", "gaussian --train-dir IN/tif16 --eval IN/images/train --out OUT", "IN/tif16/cut.tif"),
+    ("n2n-experiment", "gaussian --eval IN/bomb --out OUT", "too many pixels"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/cut16.png --out OUT.png", "IN/cut16.png"),
+    ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/bomb/huge.png --out OUT.png", "too many pixels"),
 ]
-if not HAS_CUDA:  # on a machine with a GPU these are valid
-    ROWS += [("n2n-live", "--headless --device cuda --out OUT", "--device"),
-             ("n2n-bench", "--device cuda", "--device"),
-             ("n2n-train", "--data IN/data --out OUT --device cuda", "--device"),
-             ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out OUT.png --device cuda:1", "--device")]
+# A GPU this machine does not have: the same one line from every command that has a --device.
+DEVICE_ROWS = [("n2n-live", "--headless --out OUT"), ("n2n-bench", ""), ("n2n-train", "--data IN/data --out OUT"),
+               ("n2n-denoise", "--checkpoint IN/gaussian.pt --input IN/img.png --out OUT.png"),
+               ("n2n-experiment", "gaussian --out OUT"), ("n2n-compare", "--scenes cornell-box --out OUT")]
+for gpu in ("cuda:7", "cuda"):  # rows for a GPU this machine has are left out
+    ROWS += [(command, f"{argv} --device {gpu}".strip(), f"--device {gpu}") for command, argv in DEVICE_ROWS
+             if torch.cuda.device_count() <= int(gpu.partition(":")[2] or 0)]
 
 # Rows that also run as real subprocesses: one per command (a truncated EXR for OpenEXR's own messages).
-SUBPROCESS = {0, 20, 30, 43, 52, 64}
+SUBPROCESS = {0, 20, 30, 43, 52, 64, 65}
 
 
 def _expand(text: str, files: Path, work: Path, ro: Path) -> str:
     subs = {"IN": files, "FILE": work / "FILE", "DIR": work / "DIR", "RO": ro, "OUT": work / "out"}
 
     def one(token: str) -> str:
+        if "," in token:
+            return ",".join(one(t) for t in token.split(","))
         if "=" in token and not token.startswith("-"):
             key, _, value = token.partition("=")
             return f"{key}={one(value)}"
@@ -209,7 +261,7 @@ def test_bad_input_in_process(row, files, tmp_path, monkeypatch, capfd):
 def _no_work(monkeypatch):
     """Each command's work replaced by a failure: a row must be refused before it, and a validation that stops
     working makes its row fail at once instead of starting a real render or training run."""
-    from n2n_live.commands import bench, export, headless
+    from n2n_live.commands import bench, compare, export, headless
     from offline_experiments import batch_train, experiments
 
     def work(*a, **k):
@@ -219,6 +271,8 @@ def _no_work(monkeypatch):
     monkeypatch.setattr(export, "export", work)
     monkeypatch.setattr(batch_train, "train", work)
     monkeypatch.setattr(bench, "run", work)
+    monkeypatch.setattr(compare, "record", work)
+    monkeypatch.setattr(compare, "run_variant", work)
     for name in list(experiments.EXPERIMENTS):
         monkeypatch.setitem(experiments.EXPERIMENTS, name, work)
 
@@ -249,21 +303,7 @@ def test_bad_input_subprocesses(files, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Non-finite data: refused when it cannot be used, repaired and counted when a few values are bad.
-
-def test_non_finite_weights_are_never_saved(tmp_path):
-    from n2n_live.errors import UserError
-
-    net = UNet(3, 3)
-    save_checkpoint(tmp_path / "net.pt", net)
-    before = (tmp_path / "net.pt").read_bytes()
-    with torch.no_grad():
-        net.dec_conv1c.weight[0, 0, 0, 0] = float("inf")
-    with pytest.raises(UserError, match="not finite"):
-        save_checkpoint(tmp_path / "net.pt", net)
-    assert (tmp_path / "net.pt").read_bytes() == before  # the earlier checkpoint stays
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["net.pt"]  # no temporary left
-
+# Checkpoints and damaged files (non-finite data: tests/test_non_finite.py).
 
 class _Payload:
     """What a crafted checkpoint carries: unpickling it runs a shell command that leaves a file behind."""
@@ -301,48 +341,6 @@ def test_a_checkpoint_that_would_run_code_is_refused_unopened(command, args, fil
     err = capfd.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and "evil.pt" in err[0] and "refused" in err[0], err
     assert not marker.exists(), "the checkpoint's payload ran"
-
-
-def test_a_few_nan_pixels_are_repaired_and_counted(files, tmp_path, capfd):
-    """A synthetic-noise network on a 32x32 image with 3 NaN/Inf values: one line counting them, and a real
-    image out (without the repair, the NaN spreads through the U-Net and the result is black or refused)."""
-    from PIL import Image
-
-    from n2n_live.commands.denoise import main
-    from n2n_live.exr import write_exr
-
-    img = np.random.default_rng(0).uniform(0.2, 0.8, (32, 32, 3)).astype(np.float32)
-    img[3, 4, 0], img[10, 20, 1], img[30, 1, 2] = np.nan, np.inf, -np.inf
-    write_exr(tmp_path / "few.exr", {"": img})
-    main(["--checkpoint", str(files / "gaussian.pt"), "--input", str(tmp_path / "few.exr"),
-          "--out", str(tmp_path / "out.png"), "--device", "cpu"])
-    err = capfd.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "3 NaN/Inf value(s)" in err[0] and "few.exr" in err[0], err
-    out = np.asarray(Image.open(tmp_path / "out.png"))
-    assert out.shape == (32, 32, 3) and (out > 0).mean() > 0.9
-
-
-def test_a_run_whose_every_step_is_skipped_fails(tmp_path, monkeypatch, capfd):
-    """An emitter of radiance 1e30: L_HDR overflows on every step, TrainStep skips them all; the run must not
-    end as a success with an untrained network."""
-    from n2n_live.commands.cli import main
-
-    (tmp_path / "hot.xml").write_text("""<scene version="3.0.0">
-  <integrator type="path"/>
-  <sensor type="perspective">
-    <float name="fov" value="45"/>
-    <transform name="to_world"><lookat origin="0, 0, 4" target="0, 0, 0" up="0, 1, 0"/></transform>
-    <film type="hdrfilm"><integer name="width" value="16"/><integer name="height" value="16"/></film>
-  </sensor>
-  <shape type="rectangle"><emitter type="area"><rgb name="radiance" value="1e30"/></emitter></shape>
-</scene>""")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SystemExit) as e:
-        main(["--headless", "--scene", "hot.xml", "--size", "16", "--crop", "16", "--frames", "1", "--spp", "2",
-              "--iters-per-frame", "2", "--sync", "--reference-spp", "0", "--compare", "", "--snapshots", "0",
-              "--no-progress", "--device", "cpu", "--out", "run"])
-    err = capfd.readouterr().err.strip().splitlines()
-    assert e.value.code == 2 and "all 2 training steps were skipped" in err[-1], err
 
 
 def test_a_damaged_exr_is_one_line_without_openexrs_own(files, tmp_path):

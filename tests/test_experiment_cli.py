@@ -157,17 +157,33 @@ def test_cpu_preset_evaluates_whole_images_with_stated_subsets(tmp_path):
     (["gaussian", "--train-dir", "EMPTY", "--eval", "kodak"], "no images"),
     (["gaussian", "--eval", "kodak,EMPTY"], "no images"),
     (["gaussian", "--eval", "no/such/folder"], "no/such/folder"),
+    (["gaussian", "--eval", "BROKEN"], "no readable images"),  # images by name only: refused before --out is made
     (["mri", "--train-dir", "EMPTY"], "no NIfTI"),
     (["gaussian", "--bogus-flag"], "bogus"),
 ])
 def test_bad_input_exits_2(argv, expect, tmp_path, tiny_data, capsys):
     (tmp_path / "empty").mkdir()
-    argv = [a.replace("EMPTY", str(tmp_path / "empty")) for a in argv]
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.jpg").write_bytes(b"not a JPEG")
+    argv = [a.replace("EMPTY", str(tmp_path / "empty")).replace("BROKEN", str(tmp_path / "broken")) for a in argv]
     with pytest.raises(SystemExit) as e:
         cli.main(argv + ["--data-root", str(tiny_data), "--out", str(tmp_path / "o")])
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert expect in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_tiff_eval_folder_of_16_bit_images_is_evaluated(tiny_data, tiny_preset, tmp_path):
+    """TIFF test sets (McMaster ships as .tif) were refused as 'no images'; 16-bit ones are read at full depth."""
+    from PIL import Image
+
+    (tmp_path / "mcmaster").mkdir()
+    ramp = (np.arange(36 * 40, dtype=np.uint32) * 37 % 65536).astype(np.uint16).reshape(36, 40)
+    Image.fromarray(ramp).save(tmp_path / "mcmaster" / "a.tif")  # 16-bit greyscale
+    out = cli.run(["gaussian", "--data-root", str(tiny_data), "--eval", str(tmp_path / "mcmaster"),
+                   "--targets", "noisy", "--out", str(tmp_path / "run")])
+    assert "| mcmaster | 1 |" in (out / "table.md").read_text()
 
 
 def test_bad_input_subprocess_one_line(tmp_path):

@@ -249,6 +249,40 @@ def test_image_folder(tmp_path, recwarn):
         datasets.ImageFolder(tmp_path / "empty", crop=32)
 
 
+def test_image_folders_read_16_bit_and_tiff_at_full_precision(tmp_path):
+    """16-bit PNG and TIFF images are found, kept as uint16 and cropped at full precision (Pillow alone saturated
+    16-bit PNGs to 8 bits and the folder scan skipped .tif); 8-bit images stay uint8, exactly as Pillow reads them."""
+    import png
+    from PIL import Image
+
+    ramp = (np.arange(40 * 40 * 3, dtype=np.uint32) * 13 % 65536).astype(np.uint16).reshape(40, 40, 3)
+    png.from_array(ramp.reshape(40, -1), "RGB;16").save(str(tmp_path / "rgb16.png"))
+    Image.fromarray(ramp[..., 1]).save(tmp_path / "grey16.tif")
+    eight = image_folder(tmp_path / "eight", 1, size=(40, 40), suffix=".tif")
+    assert [f.name for f in datasets.list_images(tmp_path)] == ["img0.tif", "grey16.tif", "rgb16.png"]
+    evals = dict(datasets.load_eval_folder(tmp_path))
+    assert torch.equal(evals["rgb16.png"], torch.from_numpy(ramp / np.float32(65535)).permute(2, 0, 1))
+    ds = datasets.ImageFolder(tmp_path, crop=40)
+    stored = {f.name: ds.image(i) for i, f in enumerate(ds.files)}
+    assert stored["rgb16.png"].dtype == stored["grey16.tif"].dtype == torch.uint16
+    assert torch.equal(stored["rgb16.png"].int(), torch.from_numpy(ramp.astype(np.int32)).permute(2, 0, 1))
+    assert torch.equal(stored["grey16.tif"][2].int(), torch.from_numpy(ramp[..., 1].astype(np.int32)))
+    with Image.open(eight / "img0.tif") as im:
+        pil = torch.from_numpy(np.array(im.convert("RGB"))).permute(2, 0, 1)
+    assert stored["img0.tif"].dtype == torch.uint8 and torch.equal(stored["img0.tif"], pil)
+    crop = ds.crop_at(ds.files.index(tmp_path / "rgb16.png"), gen())
+    assert torch.equal(crop, evals["rgb16.png"])  # the whole 40x40 image: its crop is it, at 16 bits
+
+
+def test_a_folder_without_a_decodable_image_is_refused_in_one_line(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"a PNG by name only")
+    (tmp_path / "b.tif").write_bytes(b"II*\0")
+    with pytest.raises(UserError, match=r"no readable images in .* \(2 unreadable; the first: .*a.png: not a"):
+        datasets.check_readable(tmp_path)
+    image_folder(tmp_path, 1, size=(8, 8))
+    assert len(datasets.check_readable(tmp_path)) == 3
+
+
 def test_inverse_anscombe_is_unbiased():
     from scipy.stats import poisson
 

@@ -144,6 +144,24 @@ def test_bad_input_one_line_exit_2(tmp_path, dataset, capsys):
     assert "--shard" in capsys.readouterr().err.strip().splitlines()[-1]
 
 
+def test_every_scene_is_checked_before_the_first_is_rendered(tmp_path, capsys):
+    """A bad second scene used to be found after the first one's views were written: a partial dataset. The check
+    (renderer.scene.check_spec) needs no renderer and follows includes like Mitsuba."""
+    from renderer.errors import SceneError
+    from renderer.scene import check_spec
+
+    (tmp_path / "cam.xml").write_text("<scene version='3.0.0'><sensor type='perspective'/></scene>")
+    (tmp_path / "inc.xml").write_text("<scene version='3.0.0'><include filename='cam.xml'/><shape type='sphere'/></scene>")
+    (tmp_path / "gone.xml").write_text("<scene version='3.0.0'><include filename='nothere.xml'/></scene>")
+    assert check_spec(tmp_path / "inc.xml") == "inc" and check_spec("cornell-box") == "cornell-box"
+    with pytest.raises(SceneError, match="gone.xml: included file .*nothere.xml"):
+        check_spec(tmp_path / "gone.xml")
+    for bad in ("no-such-scene", tmp_path / "gone.xml", tmp_path / "cam.xml.missing.xml"):
+        capsys.readouterr()
+        assert run_export([TINY[0], f"cornell-box,{bad}", *TINY[2:], "--out", tmp_path / "x"]) == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
+
+
 def dataset_seeds(out: Path) -> set[int]:
     """Every seed an export's records say it rendered with (a reference owns `spp` seeds from its first)."""
     found = set()

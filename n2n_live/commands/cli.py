@@ -21,7 +21,7 @@ import sys
 from renderer import seeds
 
 from ..checkpoint import read_checkpoint
-from ..live.config import COMPARE_CHOICES, DEVICE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
+from ..live.config import COMPARE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
 from ..models import MODEL_CHOICES
 from ..errors import UserError, exit_on_user_error
 from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--iters-per-frame", type=integer(0, 10**4), help="training iterations per frame (default 8)")
     p.add_argument("--crop", type=integer(1, MAX_SIDE), help="training crop side, clamped to the frame (default 256)")
     p.add_argument("--lr", type=real(0, 1, lo_open=True), help="Adam learning rate")
-    p.add_argument("--device", choices=DEVICE_CHOICES, help="where the network runs (default auto)")
+    p.add_argument("--device", type=nonempty, help="where the network runs: auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--seed", type=integer(0, seeds.MAX_LIVE_SEED), help="random seed (network, crops, renderer)")
     p.add_argument("--reference-spp", type=integer(0, MAX_SPP), help="spp of the converged reference PSNR is "
                    "measured against, rendered as two halves whose difference gives its own noise floor (0: none; "

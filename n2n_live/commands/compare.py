@@ -9,8 +9,9 @@ temporal -> train -> denoise -> metrics), so differences between variants are th
 10, 40, 80 (1-based) and the last 10 are evaluated against converged references (evaluation/references.py:
 rendered once, cached on disk, their noise floor reported).
 Per scene and variant: PSNR at those frames and over the last 10, the flicker figure (stability.py) over the last
-10 frames, and the network's CPU time per frame (training + inference); OIDN on the same frames. Writes
-OUT/results.json, OUT/table.md and one metrics CSV per run.
+10 frames, and the network's time per frame (training + inference; on the CPU unless --device says otherwise);
+OIDN on the same frames. Writes OUT/results.json, OUT/table.md and one metrics CSV per run. Every option and
+scene is checked before the first frame is rendered.
 """
 from __future__ import annotations
 
@@ -24,12 +25,16 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from ..live.config import preset  # noqa: E402
+from renderer import seeds  # noqa: E402
+
+from ..live.config import LiveConfig, preset  # noqa: E402
 from ..models import MODEL_CHOICES  # noqa: E402
 from ..errors import UserError, exit_on_user_error  # noqa: E402
 from ..io_utils import write_json, write_text  # noqa: E402
 from ..evaluation.metrics_log import MetricsLog  # noqa: E402
 from ..numbers import finite_mean, fmt, json_safe  # noqa: E402
+from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, integer, nonempty, path_arg,  # noqa: E402
+                        real, size)
 
 PROG = "n2n-compare"
 DEFAULT_SCENES = ("cornell-box", "interior", "caustics", "../shared/data/scenes/mitsuba-matpreview/matpreview.xml")
@@ -114,50 +119,65 @@ def table(results: dict, frames: int) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    from .cli import parse_size
-
-    ap = argparse.ArgumentParser(prog=PROG, description="Compare the online denoisers (and OIDN) on the same frames.")
-    ap.add_argument("--scenes", default=",".join(DEFAULT_SCENES), help="comma-separated scene names or XML files")
-    ap.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help="comma-separated MODEL[+temporal]")
-    ap.add_argument("--size", default="128", help="frame size S or WxH (default 128, the CPU preset)")
-    ap.add_argument("--frames", type=int, default=80, help="frames per fly-through (default 80)")
-    ap.add_argument("--reference-spp", type=int, default=2048, help="spp of the references (default 2048)")
-    ap.add_argument("--iters-per-frame", type=int, default=None, help="default: the CPU preset's 8")
-    ap.add_argument("--crop", type=int, default=None, help="training crop (default: the frame)")
-    ap.add_argument("--lr", type=float, default=None, help="default: the CPU preset's")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reference-cache", default=None, help="folder of cached references (default "
+    ap = ArgumentParser(prog=PROG, description="Compare the online denoisers (and OIDN) on the same frames.")
+    ap.add_argument("--scenes", type=nonempty, default=",".join(DEFAULT_SCENES),
+                    help="comma-separated scene names or XML files")
+    ap.add_argument("--variants", type=nonempty, default=",".join(DEFAULT_VARIANTS), help="comma-separated MODEL[+temporal]")
+    ap.add_argument("--size", type=size(), default=(128, 128), metavar="S|WxH",
+                    help="frame size S or WxH (default 128, the CPU preset)")
+    ap.add_argument("--frames", type=integer(1, 10**8), default=80, help="frames per fly-through (default 80)")
+    ap.add_argument("--reference-spp", type=integer(2, MAX_SPP), default=2048, help="spp of the references (default 2048)")
+    ap.add_argument("--iters-per-frame", type=integer(0, 10**4), default=None, help="default: the CPU preset's 8")
+    ap.add_argument("--crop", type=integer(1, MAX_SIDE), default=None, help="training crop (default: the frame)")
+    ap.add_argument("--lr", type=real(0, 1, lo_open=True), default=None, help="default: the CPU preset's")
+    ap.add_argument("--seed", type=integer(0, seeds.MAX_LIVE_SEED), default=0)
+    ap.add_argument("--device", type=nonempty, default="cpu", help="where the networks run: auto, cpu, cuda or cuda:N "
+                    "(default cpu: ms/frame are CPU figures, as OIDN's)")
+    ap.add_argument("--reference-cache", type=nonempty, default=None, help="folder of cached references (default "
                     "$N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references)")
-    ap.add_argument("--out", type=Path, default=Path("out") / "compare")
+    ap.add_argument("--out", type=path_arg, default=Path("out") / "compare")
     args = ap.parse_args(argv)
-    args.width, args.height = parse_size(args.size)
+    args.width, args.height = args.size
     args.variant_list = [parse_variant(v) for v in args.variants.split(",") if v.strip()]
     args.scene_list = [s.strip() for s in args.scenes.split(",") if s.strip()]
-    if args.frames < 1 or args.reference_spp < 1:
-        raise UserError("--frames and --reference-spp must be at least 1")
+    if not args.variant_list or not args.scene_list:
+        raise UserError(f"--{'variants' if not args.variant_list else 'scenes'}: names nothing")
     return args
+
+
+def configs(args) -> dict[str, LiveConfig]:
+    """{scene name: its validated base configuration}, every scene checked before the first is rendered."""
+    from renderer.scene import check_spec
+
+    out = {}
+    for scene in args.scene_list:
+        base = dataclasses.replace(
+            preset("cpu"), scene=scene, width=args.width, height=args.height, frames=args.frames,
+            reference_spp=args.reference_spp, crop=args.crop or max(args.width, args.height), seed=args.seed,
+            sync=True, compare=("oidn",), device=args.device, reference_cache=args.reference_cache)
+        if args.iters_per_frame is not None:
+            base.iters_per_frame = args.iters_per_frame
+        if args.lr is not None:
+            base.lr = args.lr
+        name = check_spec(scene)
+        if name in out:
+            raise UserError(f"--scenes: two scenes named {name!r} would write the same files")
+        out[name] = base.validate()
+    return out
 
 
 def main(argv=None) -> None:
     with exit_on_user_error(PROG):
         args = parse_args(argv)
+        bases = configs(args)
+        check_output_dir(args.out, "--out")
         from ..live import oidn
 
         if not oidn.available():
             raise UserError("n2n-compare puts OIDN beside every figure: install pyoidn (pip install 'n2n-live[oidn]')")
         results: dict = {}
-        for scene in args.scene_list:
-            base = dataclasses.replace(
-                preset("cpu"), scene=scene, width=args.width, height=args.height, frames=args.frames,
-                reference_spp=args.reference_spp, crop=args.crop or max(args.width, args.height), seed=args.seed,
-                sync=True, compare=("oidn",), device="cpu", reference_cache=args.reference_cache)
-            if args.iters_per_frame is not None:
-                base.iters_per_frame = args.iters_per_frame
-            if args.lr is not None:
-                base.lr = args.lr
-            base.validate()
+        for name, base in bases.items():
             pairs, secs = record(base)
-            name = Path(scene).stem if scene.endswith(".xml") else scene
             print(f"{PROG}: {name}: rendered {args.frames} noisy pairs in {secs:.0f} s",
                   file=sys.stderr, flush=True)
             results[name] = {}

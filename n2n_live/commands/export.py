@@ -265,6 +265,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if not args.manifest_only:
         w, h = args.size
         check_render(w, h, max(args.spp), f"--size {w}x{h} --spp {max(args.spp)}")
+        from renderer.scene import check_spec
+
+        for spec in args.scene:  # every scene before the first is rendered: no partial dataset of the ones before
+            check_spec(spec)
     return args
 
 

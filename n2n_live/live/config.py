@@ -13,10 +13,9 @@ import torch
 
 from ..errors import UserError
 from ..models import MODEL_CHOICES
-from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real
+from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device
 
 COMPARE_CHOICES = ("clean", "oidn")
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 @dataclass
@@ -41,7 +40,8 @@ class LiveConfig:
     """Side of the random square training crop (the paper: 256); clamped to the frame size."""
 
     device: str = "auto"
-    """Where the network trains and runs: 'auto' (CUDA when torch sees a GPU, else CPU), 'cpu' or 'cuda'."""
+    """Where the network trains and runs: 'auto' (CUDA when torch sees a GPU, else CPU), 'cpu', 'cuda' or 'cuda:N'
+    (validate.resolve_device: a device this machine does not have is refused)."""
 
     seed: int = 0
     """Seeds the network initialisation, the training crops and the renderer's sample seeds."""
@@ -133,8 +133,7 @@ class LiveConfig:
         check_live(self.width, self.height, self.spp, self.crop, f"--size {self.width}x{self.height} --spp {self.spp}")
         if self.model not in MODEL_CHOICES:
             raise UserError(f"--model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}")
-        if self.device not in DEVICE_CHOICES:
-            raise UserError(f"device must be one of {', '.join(DEVICE_CHOICES)}, got {self.device!r}")
+        resolve_device(self.device)  # the same one line as every other command's --device
         self.compare = tuple(self.compare)
         bad = [c for c in self.compare if c not in COMPARE_CHOICES]
         if bad:
