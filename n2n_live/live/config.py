@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from renderer.scene import check_spec
+
 from ..errors import UserError
 from ..models import MODEL_CHOICES
 from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device
@@ -130,6 +132,7 @@ class LiveConfig:
         self.exposure = check_real("--exposure", self.exposure, 0.0, 1e6, lo_open=True)
         if not self.scene or not str(self.scene).strip():
             raise UserError("--scene: an empty scene name")
+        check_spec(self.scene)  # a bundled name, or an XML file with a sensor: refused before any work
         check_live(self.width, self.height, self.spp, self.crop, f"--size {self.width}x{self.height} --spp {self.spp}")
         if self.model not in MODEL_CHOICES:
             raise UserError(f"--model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}")
