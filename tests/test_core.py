@@ -11,6 +11,8 @@ from n2n_live.models.unet import UNet, pad_to_multiple, parameter_count, run_pad
 from n2n_live.tonemap import T, T_inverse
 from n2n_live.train_step import TrainStep, rampdown_lr
 
+pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
+
 TABLE2_LAYERS = [f"enc_conv{i}" for i in range(7)] + [
     f"dec_conv{i}{s}" for i in (5, 4, 3, 2) for s in "ab"] + ["dec_conv1a", "dec_conv1b", "dec_conv1c"]
 

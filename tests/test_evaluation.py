@@ -10,6 +10,8 @@ import torch
 from n2n_live.evaluation.references import HALVES_TO_FULL_DB, ReferenceStore, score_frame, should_evaluate
 from n2n_live.metrics import psnr_hdr
 
+pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
+
 
 class FakeTracer:
     """A 'renderer' whose reference of `spp` samples is truth + Gaussian noise of std sigma/sqrt(spp), the noise

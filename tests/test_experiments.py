@@ -16,6 +16,8 @@ from offline_experiments import baselines, columns, corruptions as C, datasets, 
 from offline_experiments.report import Column, Result, table_markdown
 from tests.experiment_data import image_folder, nifti_volume
 
+pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
+
 
 
 def gen(seed=0):

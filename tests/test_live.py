@@ -15,6 +15,8 @@ from n2n_live.live.loop import LiveLoop
 
 from conftest import wait_for
 
+pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
+
 
 def tiny(**kw) -> LiveConfig:
     base = dict(scene="cornell-box", width=32, height=32, crop=32, iters_per_frame=2, sync=True, lr=1e-3,

@@ -12,6 +12,8 @@ from n2n_live.models.kernel import KernelPredictingNet, apply_kernel
 from n2n_live.models.unet import UNet, run_padded
 from n2n_live.live.trainer import OnlineTrainer
 
+pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
+
 
 def small(n_in=9, **kw):
     torch.manual_seed(0)

@@ -9,6 +9,8 @@ from n2n_live.live.temporal import TemporalAccumulator, noise_correlation
 from n2n_live.reprojection import Geometry, pixel_directions, project, reproject
 from renderer.camera import Camera
 
+pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
+
 W, H = 32, 24
 
 

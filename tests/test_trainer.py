@@ -19,6 +19,8 @@ from n2n_live.live.trainer import OnlineTrainer
 
 from conftest import wait_for
 
+pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
+
 
 @dataclass
 class Pair:  # the fields of renderer.tracer.FramePair that the trainer and denoiser read
