@@ -56,10 +56,16 @@ def test_n2n_compare_writes_its_table_and_every_variant_sees_the_same_frames(tmp
     pairs = recorded[0][0]
     assert rendered == [0, 1, 2], rendered  # noisy pairs rendered once per scene, never by a variant's loop
     assert len(pairs) == 3 and all(p is pairs for _, _, p, _ in runs)
-    for model, _, _, inputs in runs:
-        assert len(inputs) == 3, model
-        same = all(torch.equal(x, 0.5 * (p.noisy_a + p.noisy_b)) for x, p in zip(inputs, pairs))
+    # OIDN this frame on every frame; with temporal reuse also OIDN same samples on the evaluated frames (2, 3),
+    # right after that frame's own call, on something other than the raw pair (the histories)
+    raw = [0.5 * (p.noisy_a + p.noisy_b) for p in pairs]
+    for model, temporal, _, inputs in runs:
+        this_frame = [inputs[i] for i in ((0, 1, 3) if temporal else (0, 1, 2))]
+        assert len(inputs) == (5 if temporal else 3), model
+        same = all(torch.equal(x, avg) for x, avg in zip(this_frame, raw))
         assert same, f"{model}: the loop did not replay the recorded frames"
+        if temporal:
+            assert not any(torch.equal(inputs[i], raw[f]) for i, f in ((2, 1), (4, 2))), "OIDN-same saw the raw pair"
     # the references were rendered once (frames 2 and 3: the evaluated ones) and shared through the cache
     assert len(list(cache.glob("*.npz"))) == 2
 
@@ -70,6 +76,10 @@ def test_n2n_compare_writes_its_table_and_every_variant_sees_the_same_frames(tmp
         assert math.isnan(m["psnr_input"][0]) and all(math.isfinite(v) for v in m["psnr_input"][1:])
     assert csvs[0]["psnr_input"][1:] == csvs[1]["psnr_input"][1:]
     assert csvs[0]["flicker_input"][1:] == csvs[1]["flicker_input"][1:]
+    # OIDN same samples: empty without temporal reuse; with it (OIDN faked as the identity) the histories' PSNR
+    assert all(math.isnan(v) for v in csvs[0]["psnr_oidn_same"] + csvs[0]["psnr_history"])
+    assert csvs[1]["psnr_oidn_same"][1:] == csvs[1]["psnr_history"][1:] != csvs[1]["psnr_oidn"][1:]
+    assert all(math.isfinite(v) for v in csvs[1]["psnr_oidn_same"][1:])
 
     # results.json: per scene and variant, the summary of every column (no "@ frame" figures in a 3-frame run)
     res = json.loads((out / "results.json").read_text())
@@ -82,6 +92,8 @@ def test_n2n_compare_writes_its_table_and_every_variant_sees_the_same_frames(tmp
                   "reference_floor", "ms_per_frame"):
             assert isinstance(s[k], float) and math.isfinite(s[k]), (label, k)
     assert summaries["paper"]["psnr_history"] is None and summaries["kernel+temporal"]["psnr_history"] > 0
+    assert summaries["paper"]["psnr_oidn_same"] is None
+    assert summaries["kernel+temporal"]["psnr_oidn_same"] == summaries["kernel+temporal"]["psnr_history"]
     for k in ("psnr_input", "flicker_input", "reference_floor", "flicker_reference"):
         assert summaries["paper"][k] == summaries["kernel+temporal"][k], k
 
@@ -89,9 +101,27 @@ def test_n2n_compare_writes_its_table_and_every_variant_sees_the_same_frames(tmp
     text = (out / "table.md").read_text()
     assert text in capsys.readouterr().out
     lines = [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()]
-    assert lines[0] == ["scene", "variant", "last 10", "OIDN last", "input last", "flicker", "OIDN flicker",
-                        "input flicker", "ref flicker", "ms/frame", "ref floor"]
+    assert lines[0] == ["scene", "variant", "last 10", "OIDN last", "OIDN same last", "history last", "input last",
+                        "flicker", "OIDN flicker", "input flicker", "ref flicker", "ms/frame", "ref floor"]
     rows = lines[2:]
     assert [r[:2] for r in rows] == [["cornell-box", "paper"], ["cornell-box", "kernel+temporal"]]
-    assert all(len(r) == len(lines[0]) and "-" not in r for r in rows)
-    assert rows[0][4] == rows[1][4] == f"{summaries['paper']['psnr_input']:.2f}"  # input last: the same frames
+    assert all(len(r) == len(lines[0]) for r in rows) and "-" not in rows[1]
+    assert [c for c in rows[0] if c == "-"] == ["-", "-"] and rows[0][4:6] == ["-", "-"]  # no temporal: no same/hist
+    assert rows[1][4:6] == [f"{summaries['kernel+temporal']['psnr_oidn_same']:.2f}",
+                            f"{summaries['kernel+temporal']['psnr_history']:.2f}"]
+    assert rows[0][6] == rows[1][6] == f"{summaries['paper']['psnr_input']:.2f}"  # input last: the same frames
+
+
+def test_the_table_puts_oidn_same_samples_and_the_history_beside_each_figure():
+    """At frames 10/40/80 and over the last 10: OIDN this frame, OIDN same samples and the histories' own PSNR, read
+    from the right columns. Mutant caught: the @frame cell's 'same' read from psnr_oidn."""
+    nan = float("nan")
+    rows = [{k: nan for k in compare.COLUMNS} | {"frame": f, "train_ms": 1.0, "infer_ms": 1.0} for f in range(10)]
+    rows[9].update(psnr_denoised=40.0, psnr_oidn=38.0, psnr_oidn_same=39.0, psnr_history=35.0, psnr_input=30.0)
+    s = compare.summarise(rows)
+    assert (s["oidn_10"], s["oidn_same_10"], s["history_10"], s["input_10"]) == (38.0, 39.0, 35.0, 30.0)
+    lines = compare.table({"cornell-box": {"kernel+temporal": s}}, 10).splitlines()
+    head = [c.strip() for c in lines[0].strip("|").split("|")]
+    cells = dict(zip(head, (c.strip() for c in lines[2].strip("|").split("|"))))
+    assert cells["PSNR @10"] == "40.00 (OIDN 38.00, same 39.00, hist 35.00, in 30.00)"
+    assert (cells["OIDN last"], cells["OIDN same last"], cells["history last"]) == ("38.00", "39.00", "35.00")

@@ -160,3 +160,27 @@ def test_flicker_follows_the_surface_under_a_moving_camera():
     assert min(unmoved) > 0.03, unmoved  # the pixels themselves change a lot
     assert max(clean) < 0.2 * min(unmoved), (clean, unmoved)
     assert min(noisy) > 3 * max(clean), (noisy, clean)
+
+
+def test_psnr_plot_draws_oidn_this_frame_oidn_same_samples_and_the_history(tmp_path, monkeypatch):
+    """psnr.png: one curve per OIDN input (this frame, same samples) and the histories, each from its own column,
+    the missing frames skipped. Mutant caught: the psnr_oidn_same curve left out of plots.CURVES."""
+    from n2n_live.evaluation import plots
+    from n2n_live.evaluation.metrics_log import MetricsLog
+
+    cols = ["frame", "loss", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_oidn_same", "psnr_history"]
+    with MetricsLog(tmp_path / "m.csv", cols) as log:
+        for f in range(4):
+            ev = f % 2 == 1  # frames 2 and 4 evaluated
+            psnr = {"psnr_input": 20.0 + f, "psnr_denoised": 30.0 + f, "psnr_oidn": 31.0 + f,
+                    "psnr_oidn_same": 32.0 + f, "psnr_history": 25.0 + f}
+            log.log({"frame": f, "loss": 0.1, **(psnr if ev else {})})
+    figures = []
+    real_close = plots.plt.close
+    monkeypatch.setattr(plots.plt, "close", lambda fig=None: figures.append(fig) or real_close(fig))
+    plots.plot_psnr(tmp_path / "m.csv", tmp_path / "psnr.png")
+    assert (tmp_path / "psnr.png").stat().st_size > 0 and len(figures) == 1
+    curves = {line.get_label(): list(line.get_ydata()) for line in figures[0].axes[0].get_lines()}
+    assert curves["OIDN, this frame (raw pair)"] == [32.0, 34.0]
+    assert curves["OIDN, same samples (temporal histories)"] == [33.0, 35.0]
+    assert curves["temporal histories (pair average)"] == [26.0, 28.0]

@@ -96,6 +96,49 @@ def test_compare_clean_and_oidn_columns(tmp_path):
     assert "clean" in read_exr(out / "last_frame.exr")
 
 
+def test_oidn_same_samples_and_history_columns_in_process(tmp_path, monkeypatch):
+    """"OIDN, same samples" and the histories' own PSNR in metrics.csv, summary.json and the summary line beside
+    "OIDN, this frame"; empty with temporal reuse off. OIDN is faked (returns its input), so OIDN-same's PSNR is
+    the histories' and OIDN-this-frame's the input's. Mutants caught: psnr_oidn_same left out of the columns / the
+    summary / the line; OIDN-same handed the raw pair."""
+    import io
+
+    from PIL import Image
+
+    from n2n_live.commands.headless import run_headless
+    from n2n_live.live.config import LiveConfig
+
+    monkeypatch.setattr(oidn, "available", lambda: True)
+    monkeypatch.setattr(oidn, "denoise", lambda colour, albedo=None, normal=None, quality="high": colour.clone())
+    runs, strips, layers = {}, {}, {}
+    for temporal in (True, False):
+        out, stream = tmp_path / f"t{temporal}", io.StringIO()
+        cfg = LiveConfig(scene="cornell-box", width=16, height=16, crop=16, spp=2, frames=3, iters_per_frame=1,
+                         sync=True, model="paper", temporal=temporal, compare=("oidn",), reference_spp=8,
+                         reference_cache="off", eval_every=1, snapshots=0, out=str(out))
+        summary = run_headless(cfg, progress=False, stream=stream)
+        runs[temporal] = (read_rows(out / "metrics.csv"), summary, json.loads((out / "summary.json").read_text()),
+                          stream.getvalue())
+        strips[temporal] = Image.open(out / "last_frame_strip.png").width
+        layers[temporal] = set(read_exr(out / "last_frame.exr"))
+    rows, summary, saved, text = runs[True]
+    assert {"psnr_oidn", "psnr_oidn_same", "flicker_oidn", "flicker_oidn_same", "psnr_history"} <= set(rows[0])
+    for row in rows:
+        assert row["psnr_oidn_same"] == row["psnr_history"] != "" and row["psnr_oidn"] == row["psnr_input"]
+    assert all(row["psnr_oidn_same"] != row["psnr_oidn"] for row in rows[1:])  # frame 0's history is its pair
+    assert rows[0]["flicker_oidn_same"] == "" and rows[-1]["flicker_oidn_same"] != ""  # two evaluated in a row
+    assert saved["psnr_oidn_same"] == summary["psnr_oidn_same"] == summary["psnr_history"] > 0
+    assert saved["psnr_oidn"] > 0 and "OIDN this frame" in text
+    assert f"OIDN same samples {summary['psnr_oidn_same']:.2f} dB" in text
+    assert f"temporal histories (what the network reads) {summary['psnr_history']:.2f} dB" in text
+    rows, summary, saved, text = runs[False]
+    assert "psnr_oidn_same" in rows[0] and all(row["psnr_oidn_same"] == "" and row["psnr_oidn"] != "" for row in rows)
+    assert saved["psnr_oidn_same"] is None and saved["psnr_oidn"] > 0
+    assert "OIDN this frame" in text and "same samples" not in text
+    # the last frame's strip has one more panel (OIDN same samples), its EXR one more layer
+    assert strips[True] > strips[False] and "oidn_same" in layers[True] and "oidn_same" not in layers[False]
+
+
 def test_no_display_falls_back_to_headless(tmp_path):
     res = run_cli(["--size", "32", "--crop", "32", "--frames", "2", "--iters-per-frame", "1", "--reference-spp", "4",
                    "--compare", "", "--no-progress"], cwd=tmp_path)

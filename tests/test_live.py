@@ -122,6 +122,47 @@ def test_oidn_sees_this_frames_raw_pair_not_the_temporal_history(monkeypatch):
     assert h.history.max() > 1 and not torch.allclose(h.noisy_a + h.noisy_b, r.pair.noisy_a + r.pair.noisy_b)
 
 
+def test_oidn_same_samples_sees_the_histories_on_evaluated_frames_only(monkeypatch):
+    """"OIDN, same samples" is handed the average of the two temporal histories the network read (with the pair's
+    albedo/normal) beside "OIDN, this frame" on the raw pair, only on evaluated frames; with temporal reuse off it is
+    left empty (no second call). The fake OIDN returns its input, so each PSNR must equal that of what it was handed.
+    Mutants caught: OIDN-same handed the raw pair; OIDN-same on every frame; OIDN-same computed with temporal off;
+    psnr_oidn_same scored on the this-frame image."""
+    calls = []
+
+    def fake_denoise(colour, albedo=None, normal=None, quality="high"):
+        calls.append((colour.clone(), albedo))
+        return colour.clone()
+
+    monkeypatch.setattr(oidn, "available", lambda: True)
+    monkeypatch.setattr(oidn, "denoise", fake_denoise)
+    cfg = tiny(width=16, height=16, crop=16, spp=2, iters_per_frame=1, temporal=True, compare=("oidn",),
+               reference_spp=8, reference_cache="off", eval_every=2)
+    with LiveLoop(cfg) as loop:
+        per_frame = []
+        for _ in range(4):
+            calls.clear()
+            per_frame.append((loop.step(), list(calls)))
+    for r, seen in per_frame:
+        raw_avg = 0.5 * (r.pair.noisy_a + r.pair.noisy_b)
+        assert torch.equal(seen[0][0], raw_avg) and torch.equal(r.oidn, raw_avg), f"frame {r.frame}: this frame"
+        if r.frame % 2 == 0:  # not evaluated: no reference, no second OIDN call
+            assert len(seen) == 1 and r.oidn_same is None and r.psnr_oidn_same is None, r.frame
+            continue
+        h = r.history
+        hist_avg = 0.5 * (h.noisy_a + h.noisy_b)
+        assert len(seen) == 2 and torch.equal(seen[1][0], hist_avg), f"frame {r.frame}: not the histories"
+        assert seen[1][1] is r.pair.albedo and torch.equal(r.oidn_same, hist_avg)
+        assert not torch.allclose(hist_avg, raw_avg)  # so the checks above tell the two inputs apart
+        assert r.psnr_oidn_same == r.psnr_history and r.psnr_oidn == r.psnr_input
+    # temporal reuse off: the two inputs are one; the same-samples figures stay empty, one OIDN call per frame
+    with LiveLoop(dataclasses.replace(cfg, temporal=False)) as loop:
+        calls.clear()
+        r = loop.step(evaluate=True)
+    assert len(calls) == 1 and r.history is None and r.oidn_same is None and r.psnr_oidn_same is None
+    assert r.psnr_oidn is not None
+
+
 def test_compare_clean_needs_a_reference():
     with pytest.raises(UserError):
         LiveLoop(tiny(reference_spp=0, compare=("clean",)))

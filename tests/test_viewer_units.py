@@ -104,6 +104,42 @@ def test_modes_and_split_parsing():
     assert set(SOURCES) >= {"denoised", "noisy", "albedo", "normal", "reference", "error", "oidn"}
 
 
+def test_viewer_oidn_sources_this_frame_and_same_samples_on_demand(monkeypatch):
+    """The split/display sources "OIDN (this frame)" and "OIDN (same samples)": OIDN on the raw pair's average and on
+    the two histories' average (the pair's albedo/normal), each computed once per frame; with temporal reuse off the
+    same-samples source is this frame's OIDN (no second call). Mutants caught: oidn_same handed the raw pair; its
+    cache keyed to the this-frame cache."""
+    import types
+
+    from n2n_live.live import oidn
+    from n2n_live.viewer.images import FrameImages
+
+    calls = []
+
+    def fake_denoise(colour, albedo=None, normal=None, quality="high"):
+        calls.append((colour.clone(), albedo))
+        return colour * 2.0
+
+    monkeypatch.setattr(oidn, "available", lambda: True)
+    monkeypatch.setattr(oidn, "denoise", fake_denoise)
+
+    def pair(value):
+        return types.SimpleNamespace(noisy_a=torch.full((4, 4, 3), value), noisy_b=torch.full((4, 4, 3), value + 1.0),
+                                     albedo=torch.full((4, 4, 3), 0.5), normal=torch.zeros(4, 4, 3))
+
+    raw, hist = pair(1.0), pair(3.0)  # averages 1.5 and 3.5
+    r = types.SimpleNamespace(pair=raw, history=hist, denoised=torch.zeros(4, 4, 3), oidn=None, oidn_same=None)
+    v = types.SimpleNamespace(result=r, result_id=1)
+    images = FrameImages(display=None, attempt=lambda label, fn, *a: fn(*a))
+    for _ in range(2):  # the second time from the caches
+        assert torch.equal(images.source(v, "oidn"), torch.full((4, 4, 3), 3.0))
+        assert torch.equal(images.source(v, "oidn_same"), torch.full((4, 4, 3), 7.0))
+    assert len(calls) == 2 and calls[1][1] is hist.albedo
+    v.result, v.result_id, calls[:] = types.SimpleNamespace(**{**vars(r), "history": None}), 2, []
+    assert torch.equal(images.source(v, "oidn_same"), images.source(v, "oidn")) and len(calls) == 1
+    assert parse_split("oidn,oidn_same") == ("oidn", "oidn_same") and "same samples" in SOURCES["oidn_same"].label
+
+
 def test_viewer_arguments():
     p = add_arguments(argparse.ArgumentParser())
     a = p.parse_args(["--exit-after-frames", "30", "--screenshot", "x.png", "--render-scale", "0.5",

@@ -10,7 +10,9 @@ temporal -> train -> denoise -> metrics), so differences between variants are th
 rendered once, cached on disk, their noise floor reported).
 Per scene and variant: PSNR at those frames and over the last 10, the flicker figure (stability.py) over the last
 10 frames, and the network's time per frame (training + inference; on the CPU unless --device says otherwise);
-OIDN on the same frames. Writes OUT/results.json, OUT/table.md and one metrics CSV per run. Every option and
+OIDN on the same frames, twice for a +temporal variant: "OIDN this frame" on the raw pair, "OIDN same samples" on
+the two histories the network reads (their own PSNR: "history"); '-' without temporal reuse, where the two are one.
+Writes OUT/results.json, OUT/table.md and one metrics CSV per run. Every option and
 scene is checked before the first frame is rendered.
 """
 from __future__ import annotations
@@ -39,8 +41,9 @@ from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, int
 PROG = "n2n-compare"
 DEFAULT_SCENES = ("cornell-box", "interior", "caustics", "../shared/data/scenes/mitsuba-matpreview/matpreview.xml")
 DEFAULT_VARIANTS = ("paper", "kernel", "kernel+temporal")
-COLUMNS = ["frame", "reference_floor", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_history", "flicker_input",
-           "flicker_denoised", "flicker_oidn", "flicker_reference", "train_ms", "infer_ms", "oidn_ms", "loss"]
+COLUMNS = ["frame", "reference_floor", "psnr_input", "psnr_denoised", "psnr_oidn", "psnr_oidn_same", "psnr_history",
+           "flicker_input", "flicker_denoised", "flicker_oidn", "flicker_oidn_same", "flicker_reference", "train_ms",
+           "infer_ms", "oidn_ms", "loss"]
 LAST_N = 10
 
 
@@ -95,6 +98,8 @@ def summarise(rows: list[dict]) -> dict:
     at = {f"psnr_{f}": rows[f - 1]["psnr_denoised"] for f in (10, 40, 80) if f <= n}
     at.update({f"oidn_{f}": rows[f - 1]["psnr_oidn"] for f in (10, 40, 80) if f <= n})
     at.update({f"input_{f}": rows[f - 1]["psnr_input"] for f in (10, 40, 80) if f <= n})
+    at.update({f"oidn_same_{f}": rows[f - 1]["psnr_oidn_same"] for f in (10, 40, 80) if f <= n})
+    at.update({f"history_{f}": rows[f - 1]["psnr_history"] for f in (10, 40, 80) if f <= n})
     last = rows[-LAST_N:]
     s = {k: finite_mean(r[k] for r in last) for k in COLUMNS if k != "frame"}
     s["ms_per_frame"] = finite_mean((r["train_ms"] or 0.0) + (r["infer_ms"] or 0.0) for r in rows[1:])
@@ -104,14 +109,17 @@ def summarise(rows: list[dict]) -> dict:
 
 def table(results: dict, frames: int) -> str:
     at = [f for f in (10, 40, 80) if f <= frames]
-    head = (["scene", "variant"] + [f"PSNR @{f}" for f in at] + [f"last {LAST_N}", "OIDN last", "input last",
-            "flicker", "OIDN flicker", "input flicker", "ref flicker", "ms/frame", "ref floor"])
+    head = (["scene", "variant"] + [f"PSNR @{f}" for f in at] + [f"last {LAST_N}", "OIDN last", "OIDN same last",
+            "history last", "input last", "flicker", "OIDN flicker", "input flicker", "ref flicker", "ms/frame",
+            "ref floor"])
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for scene, variants in results.items():
         for name, s in variants.items():
-            cells = [scene, name] + [f"{fmt(s.get(f'psnr_{f}'))} (OIDN {fmt(s.get(f'oidn_{f}'))}, in "
+            cells = [scene, name] + [f"{fmt(s.get(f'psnr_{f}'))} (OIDN {fmt(s.get(f'oidn_{f}'))}, same "
+                                     f"{fmt(s.get(f'oidn_same_{f}'))}, hist {fmt(s.get(f'history_{f}'))}, in "
                                      f"{fmt(s.get(f'input_{f}'))})" for f in at]
-            cells += [fmt(s["psnr_denoised"]), fmt(s["psnr_oidn"]), fmt(s["psnr_input"]),
+            cells += [fmt(s["psnr_denoised"]), fmt(s["psnr_oidn"]), fmt(s["psnr_oidn_same"]), fmt(s["psnr_history"]),
+                      fmt(s["psnr_input"]),
                       fmt(s["flicker_denoised"], 4), fmt(s["flicker_oidn"], 4), fmt(s["flicker_input"], 4),
                       fmt(s["flicker_reference"], 4), fmt(s["ms_per_frame"], 0), fmt(s["reference_floor"])]
             lines.append("| " + " | ".join(cells) + " |")
@@ -189,7 +197,8 @@ def main(argv=None) -> None:
                 s = summarise(rows)
                 results[name][label] = s
                 print(f"{PROG}: {name} {label}: last {LAST_N} {fmt(s['psnr_denoised'])} dB "
-                      f"(OIDN {fmt(s['psnr_oidn'])}, input {fmt(s['psnr_input'])}), "
+                      f"(OIDN this frame {fmt(s['psnr_oidn'])}, OIDN same samples {fmt(s['psnr_oidn_same'])}, "
+                      f"history {fmt(s['psnr_history'])}, input {fmt(s['psnr_input'])}), "
                       f"flicker {fmt(s['flicker_denoised'], 4)} (OIDN {fmt(s['flicker_oidn'], 4)}), "
                       f"{fmt(s['ms_per_frame'], 0)} ms/frame, {time.monotonic() - t0:.0f} s",
                       file=sys.stderr, flush=True)

@@ -4,10 +4,14 @@ DIR/config.json        the configuration (and the variant/device actually used)
 DIR/metrics.csv        one row per frame, flushed as written (an interrupted run keeps its rows)
 DIR/psnr.png           PSNR over the frames like the paper's Figure 8 (+ the loss); written after the first frame,
                        every 30 s and at the end (a run stopped by Ctrl-C keeps the latest)
-DIR/frames/            noisy / denoised / reference (/ oidn / clean) PNGs of a few frames, tonemapped, 8-bit
-DIR/last_frame_strip.png   input | Noise2Noise (| clean targets | OIDN) | reference of the last frame, labelled
+DIR/frames/            noisy / denoised / reference (/ oidn / oidn_same / clean) PNGs of a few frames, tonemapped
+DIR/last_frame_strip.png   input | Noise2Noise (| clean targets | OIDN this frame | OIDN same samples) | reference
+                       of the last frame, labelled
 DIR/last_frame.exr     the last frame's buffers: main RGB = noisy_a, layers noisy_b, albedo, normal, denoised,
-                       reference (oidn, clean when compared)
+                       reference (oidn, oidn_same, clean when compared)
+
+"OIDN, this frame" (psnr_oidn) denoises this frame's raw pair; "OIDN, same samples" (psnr_oidn_same; --temporal
+only, on evaluated frames) the two temporal histories the network reads, whose own PSNR is psnr_history.
 DIR/network.pt         the final checkpoint (checkpoint.py)
 DIR/summary.json       means over the last 10 frames
 """
@@ -33,10 +37,11 @@ from ..numbers import finite, finite_mean, fmt, json_safe
 from ..tonemap import T
 
 BASE_COLUMNS = ["frame", "render_ms", "train_ms", "infer_ms", "loss", "psnr_input", "psnr_denoised"]
-COMPARE_COLUMNS = {"clean": "psnr_clean_target", "oidn": "psnr_oidn"}
+COMPARE_COLUMNS = {"clean": ("psnr_clean_target",), "oidn": ("psnr_oidn", "psnr_oidn_same")}  # same: empty w/o temporal
 EXTRA_COLUMNS = ["psnr_input_a", "reference_floor", "reference_ms", "clean_target_ms", "oidn_ms", "train_steps",
                  "skipped", "sanitized_frames", "version"]
-FLICKER_COLUMNS = ["flicker_input", "flicker_denoised", "flicker_oidn", "flicker_reference", "psnr_history"]
+FLICKER_COLUMNS = ["flicker_input", "flicker_denoised", "flicker_oidn", "flicker_oidn_same", "flicker_reference",
+                   "psnr_history"]
 LAST_N = 10
 RECENT_ROWS = 100  # rows kept in memory for the summary's means over the last LAST_N frames
 STRIP_MIN_PANEL = 192  # px: small frames are enlarged (nearest neighbour, whole factors) so that labels fit
@@ -45,11 +50,12 @@ DEFAULT_OUT = Path("out") / "headless"
 
 
 def columns_for(cfg: LiveConfig) -> list[str]:
-    flicker = ["flicker_input", "flicker_denoised"] + (["flicker_oidn"] if "oidn" in cfg.compare else []) + (
+    oidn_flicker = ["flicker_oidn", "flicker_oidn_same"] if "oidn" in cfg.compare else []
+    flicker = ["flicker_input", "flicker_denoised"] + oidn_flicker + (
         ["flicker_reference"] if cfg.reference_spp > 0 else []) + (
         ["psnr_history"] if cfg.temporal and cfg.reference_spp > 0 else [])
-    return (BASE_COLUMNS + [COMPARE_COLUMNS[c] for c in ("clean", "oidn") if c in cfg.compare] + EXTRA_COLUMNS
-            + flicker)
+    compared = [c for k in ("clean", "oidn") if k in cfg.compare for c in COMPARE_COLUMNS[k]]
+    return BASE_COLUMNS + compared + EXTRA_COLUMNS + flicker
 
 
 def to_png_array(img: torch.Tensor, exposure: float = 1.0) -> np.ndarray:
@@ -66,10 +72,10 @@ def write_png(path, rgb: np.ndarray) -> None:
 
 
 def _images(r: FrameResult) -> list[tuple[str, torch.Tensor]]:
-    """The frame's images in the strip's order: input (the pair average: what the denoised image saw), the
-    networks, OIDN, then the reference."""
+    """The frame's images in the strip's order: input (this frame's pair average; under --temporal the network read
+    the histories), the networks, OIDN this frame, OIDN same samples, then the reference."""
     imgs = [("noisy", 0.5 * (r.pair.noisy_a + r.pair.noisy_b)), ("denoised", r.denoised)]
-    for name, img in (("clean", r.clean), ("oidn", r.oidn), ("reference", r.reference)):
+    for name, img in (("clean", r.clean), ("oidn", r.oidn), ("oidn_same", r.oidn_same), ("reference", r.reference)):
         if img is not None:
             imgs.append((name, img))
     return imgs
@@ -87,14 +93,15 @@ def _label(name: str, r: FrameResult, spp: int | None, reference_spp: int | None
     return {"noisy": f"input 2x{spp} spp{db(r.psnr_input)}" if spp else f"input{db(r.psnr_input)}",
             "denoised": f"Noise2Noise{db(r.psnr_denoised)}",
             "clean": f"clean targets{db(r.psnr_clean_target)}",
-            "oidn": f"OIDN{db(r.psnr_oidn)}",
+            "oidn": f"OIDN this frame{db(r.psnr_oidn)}",
+            "oidn_same": f"OIDN same samples{db(r.psnr_oidn_same)}",
             "reference": f"reference {reference_spp} spp" if reference_spp else "reference"}[name]
 
 
 def save_strip(path: Path, r: FrameResult, exposure: float, spp: int | None = None,
                reference_spp: int | None = None) -> None:
     """Side by side, each panel labelled (with its PSNR against the reference):
-    input | Noise2Noise (| clean targets) (| OIDN) (| reference)."""
+    input | Noise2Noise (| clean targets) (| OIDN this frame) (| OIDN same samples) (| reference)."""
     from PIL import Image, ImageDraw, ImageFont
 
     panels = [(_label(name, r, spp, reference_spp), to_png_array(img, exposure)) for name, img in _images(r)]
@@ -121,7 +128,7 @@ def save_strip(path: Path, r: FrameResult, exposure: float, spp: int | None = No
 def save_exr(path: Path, r: FrameResult) -> None:
     layers = {"": r.pair.noisy_a, "noisy_b": r.pair.noisy_b, "albedo": r.pair.albedo, "normal": r.pair.normal,
               "denoised": r.denoised}
-    for name, img in (("reference", r.reference), ("oidn", r.oidn), ("clean", r.clean)):
+    for name, img in (("reference", r.reference), ("oidn", r.oidn), ("oidn_same", r.oidn_same), ("clean", r.clean)):
         if img is not None:
             layers[name] = img
     write_exr(path, layers)
@@ -137,8 +144,8 @@ def snapshot_frames(frames: int, count: int) -> set[int]:
 
 
 def _row(r: FrameResult) -> dict:
-    return {k: getattr(r, k) for k in set(BASE_COLUMNS + EXTRA_COLUMNS + list(COMPARE_COLUMNS.values())
-                                          + FLICKER_COLUMNS)}
+    compared = [c for cols in COMPARE_COLUMNS.values() for c in cols]
+    return {k: getattr(r, k) for k in set(BASE_COLUMNS + EXTRA_COLUMNS + compared + FLICKER_COLUMNS)}
 
 
 def summarise(rows, frames: int | None = None) -> dict:
@@ -148,7 +155,8 @@ def summarise(rows, frames: int | None = None) -> dict:
     last = list(rows)[-LAST_N:]
     s = {"frames": len(rows) if frames is None else frames, "last_n": len(last),
          "evaluated_frames": [row["frame"] for row in last if finite(row.get("psnr_input"))]}
-    for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_clean_target", "reference_floor",
+    for k in ("psnr_input", "psnr_input_a", "psnr_denoised", "psnr_oidn", "psnr_oidn_same", "psnr_clean_target",
+              "reference_floor",
               "render_ms", "train_ms", "infer_ms", "reference_ms", "clean_target_ms", "oidn_ms", "loss",
               *FLICKER_COLUMNS):
         s[k] = finite_mean([row.get(k) for row in last], last=LAST_N)
@@ -165,7 +173,11 @@ def summary_line(s: dict) -> str:
         text = (f"frames {', '.join(str(f + 1) for f in s['evaluated_frames'])}: input (pair average) "
                 f"{db('psnr_input')}, denoised {db('psnr_denoised')} ({s['psnr_denoised'] - s['psnr_input']:+.2f} dB)")
         if finite(s["psnr_oidn"]):
-            text += f", OIDN {db('psnr_oidn')}"
+            text += f", OIDN this frame {db('psnr_oidn')}"
+        if finite(s.get("psnr_oidn_same")):  # --temporal: OIDN on the histories the network reads
+            text += f", OIDN same samples {db('psnr_oidn_same')}"
+        if finite(s.get("psnr_history")):
+            text += f", temporal histories (what the network reads) {db('psnr_history')}"
         if finite(s["psnr_clean_target"]):
             text += f", clean targets {db('psnr_clean_target')}"
         text += f"; reference {s.get('reference_spp', '?')} spp, its own noise floor {db('reference_floor')}"

@@ -1,5 +1,6 @@
 """psnr.png: PSNR over the frames of a fly-through, like the paper's Figure 8 (input, noisy targets, clean
-targets) plus OIDN; and the training loss below it."""
+targets) plus OIDN on this frame's raw pair and, under temporal reuse, OIDN on the same samples as the network (the
+two histories, whose own PSNR is drawn too); the training loss and the flicker below it."""
 from __future__ import annotations
 
 import matplotlib
@@ -16,13 +17,15 @@ CURVES = (  # column, label, colour
     ("psnr_input_a", "input image A (8 spp)", "lightgray"),
     ("psnr_denoised", "noisy targets (Noise2Noise)", "tab:red"),
     ("psnr_clean_target", "clean targets", "tab:blue"),
-    ("psnr_oidn", "OIDN", "tab:green"),
+    ("psnr_oidn", "OIDN, this frame (raw pair)", "tab:green"),
+    ("psnr_oidn_same", "OIDN, same samples (temporal histories)", "tab:purple"),
     ("psnr_history", "temporal histories (pair average)", "tab:olive"),
 )
 FLICKER = (  # stability.py: RMS of T(X_t) - T(reprojected X_t-1); lower is steadier
     ("flicker_input", "input", "tab:gray"),
     ("flicker_denoised", "Noise2Noise", "tab:red"),
-    ("flicker_oidn", "OIDN", "tab:green"),
+    ("flicker_oidn", "OIDN, this frame", "tab:green"),
+    ("flicker_oidn_same", "OIDN, same samples", "tab:purple"),  # only where two frames in a row were evaluated
     ("flicker_reference", "reference (floor)", "black"),
 )
 
@@ -73,10 +76,11 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
         ax3 = axes[2]
         for col, label, colour in flicker:
             xs, ys = _finite_points(frames, m[col])
-            ax3.plot(xs, ys, label=label, color=colour, linewidth=1.0)
+            ax3.plot(xs, ys, label=label, color=colour, linewidth=1.0, marker="o" if len(xs) < 40 else None,
+                     markersize=2)
         ax3.set_ylabel("flicker (RMS, T)")
         ax3.grid(True, alpha=0.3)
-        ax3.legend(loc="upper right", fontsize="small", ncol=len(flicker))
+        ax3.legend(loc="upper right", fontsize="small", ncol=min(len(flicker), 3))
     axes[-1].set_xlabel("frames rendered")
     fig.tight_layout()
     with atomic_path(png_path) as tmp:

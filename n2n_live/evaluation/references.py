@@ -3,8 +3,11 @@
 Shared by the headless command, the viewer's graphs and the benchmarks, so that every quality figure in the
 project is measured one way:
 
-- The input a denoised image is judged against is the *pair average* (A + B) / 2: the denoised output averages the
-  two denoised noisy images, so it saw both. Image A alone is kept as a secondary figure.
+- The input a denoised image is judged against is this frame's *pair average* (A + B) / 2: the denoised output
+  averages the two denoised noisy images, so it saw both. Image A alone is kept as a secondary figure. Under
+  temporal reuse the network reads more than that: the two per-stream histories (~max_history frames each), whose
+  own PSNR is `psnr_history`. OIDN is therefore scored on both inputs: "OIDN, this frame" (`oidn`, the raw pair)
+  and "OIDN, same samples" (`oidn_same`, the histories the network reads).
 - A reference must be far cleaner than what it judges. It is rendered in two independent halves of `spp / 2`
   samples each (seeds of their own, never those of the noisy pairs or of the clean-target network's per-frame
   targets); the reference is their mean, and the PSNR between the halves says how noisy it still is:
@@ -132,11 +135,12 @@ class Scores:
     input_a: float  # image A alone
     denoised: float | None = None
     clean: float | None = None
-    oidn: float | None = None
+    oidn: float | None = None  # OIDN, this frame (the raw pair)
+    oidn_same: float | None = None  # OIDN, same samples (the temporal histories the network reads)
 
 
 def score_frame(pair, reference: torch.Tensor, exposure: float, **outputs) -> Scores:
-    """Scores of a frame's pair average, image A and each given output (denoised=, clean=, oidn=)."""
+    """Scores of a frame's pair average, image A and each given output (denoised=, clean=, oidn=, oidn_same=)."""
     ref = reference
     a = pair.noisy_a.to(ref.device)
     b = pair.noisy_b.to(ref.device)

@@ -34,16 +34,23 @@ class FrameResult:
     pair: object  # renderer.tracer.FramePair
     denoised: torch.Tensor  # average of both denoised noisy images
     reference: torch.Tensor | None = None  # the converged reference, only on evaluated frames (evaluation/)
-    oidn: torch.Tensor | None = None  # OIDN on the average of the two noisy images ('oidn' in cfg.compare)
+    oidn: torch.Tensor | None = None  # "OIDN, this frame": on this frame's raw pair average ('oidn' in cfg.compare)
+    # "OIDN, same samples": on the average of the two temporal histories the network reads (--temporal, 'oidn'
+    # compared, evaluated frames only: one more OIDN call there); None with temporal off, where it equals `oidn`
+    oidn_same: torch.Tensor | None = None
+    history: object = None  # --temporal: the TemporalPair (per-stream histories) trained on and denoised
     clean: torch.Tensor | None = None  # the clean-target network's output ('clean' in cfg.compare)
     render_ms: float = 0.0  # the noisy pair (both images + albedo/normal), as the renderer measured it
     train_ms: float = float("nan")  # training time of the last frame the trainer finished
     infer_ms: float = 0.0  # denoising both images with the Noise2Noise network
     loss: float = float("nan")  # mean L_HDR over the last trained frame's iterations
-    psnr_input: float | None = None  # the pair average (A+B)/2 vs reference: the samples the denoised output saw
+    # this frame's pair average (A+B)/2 vs reference: what the denoised output saw with temporal off; with it on,
+    # the network read the histories (psnr_history)
+    psnr_input: float | None = None
     psnr_denoised: float | None = None
     psnr_clean_target: float | None = None
-    psnr_oidn: float | None = None
+    psnr_oidn: float | None = None  # OIDN, this frame
+    psnr_oidn_same: float | None = None  # OIDN, same samples (the histories)
     train_steps: int = 0
     psnr_input_a: float | None = None  # noisy image A alone (8 spp): secondary, the paper's 'input'
     reference_ms: float = 0.0  # rendering the reference (0 when it came from the cache or was not needed)
@@ -57,6 +64,7 @@ class FrameResult:
     flicker_input: float | None = None  # stability.py: RMS of T(X_t) - T(reprojected X_t-1), tonemapped
     flicker_denoised: float | None = None
     flicker_oidn: float | None = None
+    flicker_oidn_same: float | None = None  # only where two frames in a row were evaluated (oidn_same on both)
     flicker_reference: float | None = None  # the floor reprojection leaves (needs references on both frames)
     psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
 
@@ -201,35 +209,40 @@ class LiveLoop:
             _sync(self.device)
             clean_ms = (time.perf_counter() - t0) * 1000.0
 
-        oidn_img, oidn_ms = None, 0.0
+        evaluated = self.references is not None and (self.evaluates() if evaluate is None else evaluate)
+        oidn_img, oidn_same, oidn_ms = None, None, 0.0
         if "oidn" in cfg.compare:
             t0 = time.perf_counter()
-            avg = 0.5 * (raw.noisy_a.float() + raw.noisy_b.float())  # OIDN sees this frame's samples only
-            oidn_img = oidn.denoise(avg, pair.albedo, pair.normal)
-            oidn_ms = (time.perf_counter() - t0) * 1000.0
+            oidn_img = oidn.denoise_pair(raw)  # OIDN, this frame: this frame's samples only
+            oidn_ms = (time.perf_counter() - t0) * 1000.0  # this frame's call only: what a user of OIDN pays
+            if self.temporal is not None and evaluated:
+                oidn_same = oidn.denoise_pair(pair)  # OIDN, same samples: the histories the network reads
 
         stats = self.trainer.stats
         r = FrameResult(
-            frame=self.frame, camera=cam, pair=raw, denoised=denoised, oidn=oidn_img, clean=clean,
+            frame=self.frame, camera=cam, pair=raw, denoised=denoised, oidn=oidn_img, oidn_same=oidn_same,
+            history=pair if self.temporal is not None else None, clean=clean,
             render_ms=float(getattr(pair, "render_ms", float("nan"))), train_ms=stats["train_ms"],
             infer_ms=infer_ms, loss=stats["frame_loss"], train_steps=stats["steps"], oidn_ms=oidn_ms,
             clean_ms=clean_ms, clean_target_ms=clean_target_ms, version=version, skipped=stats["skipped"],
             sanitized_frames=stats["sanitized_frames"])
-        if self.references is not None and (self.evaluates() if evaluate is None else evaluate):
+        if evaluated:
             # PSNR on tonemapped values against this camera's converged reference (evaluation/references.py)
             ref = self.references.get(cam)
-            s = score_frame(raw, ref.image, cfg.exposure, denoised=denoised, clean=clean, oidn=oidn_img)
+            s = score_frame(raw, ref.image, cfg.exposure, denoised=denoised, clean=clean, oidn=oidn_img,
+                            oidn_same=oidn_same)
             if self.temporal is not None:
                 r.psnr_history = score_frame(pair, ref.image, cfg.exposure).input
             r.reference, r.reference_ms, r.reference_floor = ref.image, ref.ms, ref.noise_floor
             r.psnr_input, r.psnr_input_a, r.psnr_denoised = s.input, s.input_a, s.denoised
-            r.psnr_clean_target, r.psnr_oidn = s.clean, s.oidn
+            r.psnr_clean_target, r.psnr_oidn, r.psnr_oidn_same = s.clean, s.oidn, s.oidn_same
         # temporal stability of each image against its own previous frame, reprojected (stability.py)
         fl = self.flicker.update(cam, getattr(raw, "position", None), raw.normal, {
             "input": 0.5 * (raw.noisy_a + raw.noisy_b), "denoised": denoised, "oidn": oidn_img,
-            "reference": r.reference})
+            "oidn_same": oidn_same, "reference": r.reference})
         r.flicker_input, r.flicker_denoised = fl.get("input"), fl.get("denoised")
         r.flicker_oidn, r.flicker_reference = fl.get("oidn"), fl.get("reference")
+        r.flicker_oidn_same = fl.get("oidn_same")
         self.frame += 1
         return r
 

@@ -1,6 +1,8 @@
 """Intel Open Image Denoise (pyoidn, CPU) as a production baseline; cleanly absent when pyoidn is not installed.
 
-OIDN's RT filter with albedo and normal, HDR colour, quality 'high'.
+OIDN's RT filter with albedo and normal, HDR colour, quality 'high'. It is compared on two inputs (`denoise_pair`):
+this frame's raw pair ("OIDN, this frame") and, under temporal reuse, the two per-stream histories the network
+itself reads ("OIDN, same samples").
 """
 from __future__ import annotations
 
@@ -37,3 +39,9 @@ def denoise(colour, albedo=None, normal=None, quality: str = "high") -> torch.Te
     n = None if normal is None else np.clip(_np(normal), -1.0, 1.0)
     out = pyoidn.denoise(c, a, n, hdr=True, quality=quality)
     return torch.from_numpy(np.asarray(out, np.float32))
+
+
+def denoise_pair(pair, quality: str = "high") -> torch.Tensor:
+    """OIDN on the average of a pair's two noisy images, with the pair's albedo and normal: a FramePair gives
+    "OIDN, this frame", a TemporalPair (live/temporal.py: the two histories) "OIDN, same samples"."""
+    return denoise(0.5 * (pair.noisy_a.float() + pair.noisy_b.float()), pair.albedo, pair.normal, quality)

@@ -14,13 +14,14 @@ from ..tonemap import T
 
 
 class FrameImages:
-    """Source images of the viewer's current frame; OIDN runs at most once per frame, on demand."""
+    """Source images of the viewer's current frame; each OIDN input runs at most once per frame, on demand."""
 
     def __init__(self, display, attempt):
         self.display = display
         self._attempt = attempt  # Viewer.attempt: an OIDN failure becomes a message, not a crash
         self._uploaded = None  # what the textures hold: (result id, sources, exposure for heat-maps)
         self._oidn_cache = (None, None)
+        self._oidn_same_cache = (None, None)
 
     def reference(self, v):
         """The progressive reference when it matches the frame, else the mean of the pair (its best estimate)."""
@@ -50,21 +51,39 @@ class FrameImages:
             return e.expand(*e.shape[:2], 3)
         if name == "oidn":
             return self.oidn(v)
+        if name == "oidn_same":
+            return self.oidn_same(v)
         raise KeyError(name)
 
     def oidn(self, v) -> torch.Tensor:
-        """OIDN on the mean of the pair (with albedo and normal); the denoised image when pyoidn is missing."""
+        """OIDN, this frame: on the mean of this frame's raw pair (with albedo and normal); the denoised image when
+        pyoidn is missing."""
         r = v.result
         if getattr(r, "oidn", None) is not None:  # LiveLoop computed it already (--compare oidn)
             return r.oidn
-        if self._oidn_cache[0] == v.result_id:
-            return self._oidn_cache[1]
+        return self._oidn_of(v, r.pair, "_oidn_cache")
+
+    def oidn_same(self, v) -> torch.Tensor:
+        """OIDN, same samples: on the mean of the two temporal histories the network read this frame; with
+        temporal reuse off that is this frame's pair, so it is `oidn`."""
+        r = v.result
+        history = getattr(r, "history", None)
+        if history is None:
+            return self.oidn(v)
+        if getattr(r, "oidn_same", None) is not None:  # LiveLoop computed it (an evaluated frame)
+            return r.oidn_same
+        return self._oidn_of(v, history, "_oidn_same_cache")
+
+    def _oidn_of(self, v, pair, cache: str) -> torch.Tensor:
+        """OIDN on `pair` (live/oidn.denoise_pair), once per frame (kept in `cache`)."""
+        if getattr(self, cache)[0] == v.result_id:
+            return getattr(self, cache)[1]
+        r = v.result
         if not oidn.available():
             return r.denoised
-        pair = r.pair
-        img = self._attempt("OIDN", oidn.denoise, 0.5 * (pair.noisy_a + pair.noisy_b), pair.albedo, pair.normal)
+        img = self._attempt("OIDN", oidn.denoise_pair, pair)
         img = r.denoised if img is None else img
-        self._oidn_cache = (v.result_id, img)
+        setattr(self, cache, (v.result_id, img))
         return img
 
     def upload(self, v) -> None:

@@ -24,9 +24,12 @@ SOURCES = {
         Source("reference", "reference", KIND_RADIANCE),
         Source("error", "error (denoised)", KIND_HEAT),
         Source("error_noisy", "error (noisy)", KIND_HEAT),
-        Source("oidn", "OIDN", KIND_RADIANCE),
+        Source("oidn", "OIDN (this frame)", KIND_RADIANCE),  # on this frame's raw pair
+        # on the two temporal histories the network reads (the same as "oidn" with temporal reuse off)
+        Source("oidn_same", "OIDN (same samples)", KIND_RADIANCE),
     )
 }
+OIDN_SOURCES = ("oidn", "oidn_same")  # need pyoidn
 
 # Display modes in key order: key 1 is MODES[0].
 MODES = ("denoised", "noisy", "albedo", "normal", "reference", "error", "split")

@@ -12,7 +12,7 @@ from ..live import oidn
 from ..models import MODEL_CHOICES
 from ..numbers import fmt
 from .keyframes import KeyframeRecorder
-from .modes import MODE_LABELS, MODES, SOURCES
+from .modes import MODE_LABELS, MODES, OIDN_SOURCES, SOURCES
 from .size_policy import AUTO, FIXED, WINDOW
 
 RED = imgui.ImVec4(1.0, 0.42, 0.38, 1.0)
@@ -81,7 +81,7 @@ class DisplayPanel:
         changed, idx = imgui.combo("mode (1-7)", MODES.index(v.mode), [MODE_LABELS[m] for m in MODES])
         if changed:
             v.set_mode(MODES[idx])
-        names = [n for n in SOURCES if n != "oidn" or oidn.available()]
+        names = [n for n in SOURCES if n not in OIDN_SOURCES or oidn.available()]
         labels = [SOURCES[n].label for n in names]
         if v.mode == "split":
             for side in ("split_left", "split_right"):
@@ -231,7 +231,9 @@ class ReferencePanel:
             imgui.text(f"vs rendered reference: input {fmt(r.psnr_input, 2, ' dB')}, "
                        f"denoised {fmt(getattr(r, 'psnr_denoised', None), 2, ' dB')}")
             if getattr(r, "psnr_oidn", None) is not None:
-                imgui.text(f"OIDN {fmt(r.psnr_oidn, 2, ' dB')}")
+                same = getattr(r, "psnr_oidn_same", None)  # --temporal only: OIDN on the histories
+                imgui.text(f"OIDN this frame {fmt(r.psnr_oidn, 2, ' dB')}" + (
+                    "" if same is None else f", same samples {fmt(same, 2, ' dB')}"))
         imgui.text_colored(GREY, "still camera: the newest frames form the two streams (trained on, denoised),\n"
                                  "older ones the reference: they never share samples")
 
