@@ -6,6 +6,8 @@ on tonemapped values, over the pixels whose previous view saw the same surface (
 tests; a still camera compares pixel to pixel). Computed for the network's output, OIDN's and the input (the pair
 average) on the same frames, and for the reference when one exists for both frames: the reference's figure is
 the floor that reprojection (resampling, view-dependent shading) leaves, so X's flicker above it is X's own.
+"OIDN, same samples" (on the temporal histories) runs only on evaluated frames, so its flicker exists only where two
+frames in a row were evaluated.
 """
 from __future__ import annotations
 
