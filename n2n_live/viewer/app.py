@@ -32,6 +32,7 @@ from .images import FrameImages
 from .keyframes import KeyframeRecorder
 from .lifecycle import Lifetime
 from .messages import Messages
+from . import modes
 from .modes import MODES, SOURCES, parse_split
 from .panels import Overlay, SidePanel
 from .reference import StillStreams
@@ -112,9 +113,9 @@ class Viewer:
             self.messages.warn("the trainer thread is not running")
         if args.pause_training:
             self.loop.trainer.pause()
-        if "oidn" in (self.split_left, self.split_right) and not oidn.available():
+        if set(modes.OIDN_SOURCES) & {self.split_left, self.split_right} and not oidn.available():
             self.messages.warn("OIDN is not installed (pip install pyoidn): the split view shows the reference instead")
-            self.split_left, self.split_right = (("reference" if s == "oidn" else s)
+            self.split_left, self.split_right = (("reference" if s in modes.OIDN_SOURCES else s)
                                                  for s in (self.split_left, self.split_right))
 
     # ------------------------------------------------------------------------------------------ actions

@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 
 from ..validate import integer, real, size
-from .modes import MODES, parse_split
+from .modes import MODES, SOURCES, parse_split
 
 
 # Sizes and numbers go through the project's one set of checks (n2n_live.validate).
@@ -41,8 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     g.add_argument("--mode", choices=MODES, default="denoised",
                    help="initial display mode (keys 1-7 switch while running)")
     g.add_argument("--split", type=_split, default="noisy,denoised", metavar="LEFT,RIGHT",
-                   help="what the split view compares, e.g. noisy,denoised or denoised,oidn "
-                        "(denoised, noisy, albedo, normal, reference, error, error_noisy, oidn)")
+                   help="what the split view compares, e.g. noisy,denoised or denoised,oidn_same "
+                        f"({', '.join(SOURCES)}; oidn: OIDN on this frame's pair, oidn_same: on the "
+                        "temporal histories the network reads)")
     g.add_argument("--keyframes", metavar="JSON", default=None,
                    help="play this recorded camera path (saved from the viewer's Camera panel)")
     g.add_argument("--still", action="store_true",
