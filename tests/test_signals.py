@@ -42,7 +42,7 @@ def stop_with(proc: subprocess.Popen, sig: int) -> tuple[str, str, float]:
 
 
 def interrupt_lines(out: str, err: str, prog: str = "n2n-live") -> list[str]:
-    return [line for line in (out + err).splitlines() if line.startswith(f"{prog}: interrupted")]
+    return [line for line in out.splitlines() + err.splitlines() if f"{prog}: interrupted" in line]
 
 
 def rows(path: Path) -> list[str]:
