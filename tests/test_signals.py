@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM as a user, `timeout`, systemd or a cluster scheduler sends them (subprocesses): the same quiet
-stop that keeps what was done, one line, exit 130 (Ctrl-C) or 143 (SIGTERM); also during start-up."""
+stop that keeps what was done, one line, exit 130 (Ctrl-C) or 143 (SIGTERM); also during start-up. (The viewer's:
+test_viewer.test_ctrl_c_and_sigterm_stop.)"""
 from __future__ import annotations
 
 import json
@@ -150,24 +151,3 @@ def test_interrupts_wait_for_the_native_start_up(tmp_path, sig, code):
                           text=True, timeout=120, preexec_fn=default_sigint)
     assert proc.stdout == "the native start-up finished\n" and proc.returncode == code, proc.stdout + proc.stderr
     assert len(interrupt_lines("", proc.stderr, "n2n-x")) == 1 and "Traceback" not in proc.stderr, proc.stderr
-
-
-def test_viewer_stops_on_sigterm_like_ctrl_c(x_display, tmp_path):
-    """The viewer leaves its frame loop at the next frame, closes within its budget and exits 143 in one line."""
-    from viewer_harness import logs, rendered, start_viewer, stop, wait_until
-
-    stats = tmp_path / "stats.jsonl"
-    proc = start_viewer(x_display, tmp_path, "--scene", "cornell-box", "--size", "32", "--crop", "32",
-                        "--stats-jsonl", str(stats))
-    try:
-        wait_until(lambda: len(rendered(stats)) >= 3 and (rendered(stats)[-1]["train_steps"] or 0) > 0,
-                   proc, tmp_path, 180, "frames and training")
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(120)
-        print(f"stopped {time.monotonic() - t0:.2f} s after SIGTERM")
-    finally:
-        stop(proc)
-    err = (tmp_path / "stderr.txt").read_text()
-    assert rc == 143 and "Traceback" not in err, logs(tmp_path)
-    assert interrupt_lines("", err) == ["n2n-live: interrupted (SIGTERM)"], logs(tmp_path)
