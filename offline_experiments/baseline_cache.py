@@ -5,7 +5,8 @@ corrupted eval image is computed once and reused by later runs, by the other tar
 The key is the method with its parameters (e.g. "BM3D, sigma 25"), the image (its set, file name and a hash of
 its pixels) and a hash of the corrupted input itself, which fixes the noise level and the corruption seed exactly:
 a changed seed, level or image never meets an old entry. The folder is $N2N_BASELINE_CACHE, else
-~/.cache/n2n-live/baselines; entries are written atomically, and an unreadable entry is recomputed and replaced.
+~/.cache/n2n-live/baselines; entries are written atomically, and an unreadable entry is recomputed and replaced. A
+folder that cannot be written is warned about once (errors.warn_cache_unwritable) and only read from after that.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from n2n_live.errors import UserError, warn_cache_unwritable
 from n2n_live.io_utils import atomic_path, user_cache_dir
 
 CACHE_VERSION = 1
@@ -44,24 +46,26 @@ class BaselineCache:
     def __init__(self, cache_dir: Path | str | None):
         self.dir = Path(cache_dir) if cache_dir else None
         self.hits = self.misses = 0
+        self._writable = True
 
     def get(self, method: str, item, compute: Callable) -> torch.Tensor:
         path = self.dir / f"{cache_key(method, item)}.npy" if self.dir else None
-        if path is not None and path.is_file():
+        if path is not None:
             try:
                 out = torch.from_numpy(np.load(path))
                 if out.shape == item.noisy.shape:
                     self.hits += 1
                     return out
             except (OSError, ValueError):
-                pass  # damaged entry: recompute and overwrite
+                pass  # missing or damaged entry: compute (and overwrite)
         self.misses += 1
         out = compute(item)
-        if path is not None:
+        if path is not None and self._writable:
             try:
                 with atomic_path(path) as tmp:
                     with open(tmp, "wb") as f:  # a file object: np.save would append '.npy' to the temporary name
                         np.save(f, out.detach().float().cpu().numpy())
-            except OSError:
-                pass  # a cache that cannot be written only costs time
+            except (OSError, UserError) as e:  # a full disk is a UserError from atomic_path
+                warn_cache_unwritable("baseline", self.dir, e)
+                self._writable = False
         return out

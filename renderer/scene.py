@@ -17,6 +17,7 @@ import contextlib
 import copy
 import hashlib
 import re
+import sys
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ DEFAULT_INTEGRATOR = {"type": "path", "max_depth": 8}
 SPP = 8  # the sampler's sample count; every render call passes its own spp anyway
 ORBIT_FRAMES = 480
 _MAX_INCLUDE_DEPTH = 16
+_WARNED_DARK: set[str] = set()  # scenes already reported without an emitter (once per process: the viewer reloads)
 
 
 @dataclass
@@ -91,13 +93,23 @@ def load_scene(spec, width: int, height: int) -> LoadedScene:
 
     text = str(spec)
     if text in scenes.names():
-        return _load_bundled(scenes.get(text), width, height)
+        return _warn_if_dark(_load_bundled(scenes.get(text), width, height))
     looks_like_file = (isinstance(spec, Path) or text.lower().endswith(".xml") or "/" in text or "\\" in text
                        or Path(text).exists())
     if not looks_like_file:
         raise SceneError(f"unknown scene '{text}': not a bundled scene ({', '.join(scenes.names())}) "
                          "nor a path to a Mitsuba XML file")
-    return _load_xml(Path(text), width, height)
+    return _warn_if_dark(_load_xml(Path(text), width, height))
+
+
+def _warn_if_dark(loaded: LoadedScene) -> LoadedScene:
+    """One stderr line, once per scene and process, when the scene has no emitter (no light source, no
+    environment): every frame is black and a network would train on black. Rendering goes on (it is not wrong)."""
+    if not loaded.scene.emitters() and loaded.source not in _WARNED_DARK:
+        _WARNED_DARK.add(loaded.source)
+        print(f"warning: scene {loaded.source}: no emitter (no light, no environment): every frame renders black",
+              file=sys.stderr, flush=True)
+    return loaded
 
 
 # ---------------------------------------------------------------------------------------------- bundled

@@ -223,8 +223,10 @@ def test_ctrl_c_stops_and_keeps_metrics(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    err = proc.stderr.read()
+    out_text, err = proc.stdout.read(), proc.stderr.read()
     assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    said = [line for line in out_text.splitlines() + err.splitlines() if "interrupted" in line]
+    assert len(said) == 1 and said[0].startswith("n2n-live: interrupted after "), out_text + err  # once, not twice
     rows = read_rows(out / "metrics.csv")
     assert len(rows) >= 2 and [int(r["frame"]) for r in rows] == list(range(len(rows)))  # whole rows only
     assert (out / "psnr.png").is_file()  # plotted after the first frame; not redrawn on Ctrl-C (too slow)

@@ -140,7 +140,10 @@ def test_keys_camera_training_pause_and_close(x_display, tmp_path):
         stop(proc)
 
 
-def test_ctrl_c_stops(x_display, tmp_path):
+@pytest.mark.parametrize("sig,code,line", [(signal.SIGINT, 130, "n2n-live: interrupted"),
+                                           (signal.SIGTERM, 143, "n2n-live: interrupted (SIGTERM)")])
+def test_ctrl_c_and_sigterm_stop(x_display, tmp_path, sig, code, line):
+    """Ctrl-C, and SIGTERM alike (timeout, systemd): the frame loop ends at the next frame, one line, exit code."""
     stats = tmp_path / "stats.jsonl"
     proc = start_viewer(x_display, tmp_path, "--scene", "cornell-box", "--size", "64", "--crop", "64",
                         "--stats-jsonl", str(stats))
@@ -148,12 +151,11 @@ def test_ctrl_c_stops(x_display, tmp_path):
         wait_until(lambda: len(rendered(stats)) >= 3 and (rendered(stats)[-1]["train_steps"] or 0) > 0,
                    proc, tmp_path, 180, "frames and training")
         t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         rc = proc.wait(120)
-        print(f"stopped {time.monotonic() - t0:.2f} s after Ctrl-C")
+        print(f"stopped {time.monotonic() - t0:.2f} s after {sig.name}")
     finally:
         stop(proc)
-    assert rc == 130, logs(tmp_path)
-    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
-
-
+    assert rc == code, logs(tmp_path)
+    err = (tmp_path / "stderr.txt").read_text()
+    assert "Traceback" not in err and [x for x in err.splitlines() if "interrupted" in x] == [line], logs(tmp_path)

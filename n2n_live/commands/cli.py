@@ -13,6 +13,17 @@ import os
 # cores are shared. Must be set before torch loads its OpenMP runtime.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from ..errors import UserError, exit_on_user_error, interrupts_deferred, quiet_startup_interrupts
+
+PROG = "n2n-live"
+quiet_startup_interrupts(PROG)  # Ctrl-C before main() runs is one line too
+# Ctrl-C held back until torch has loaded (a second or two): a KeyboardInterrupt inside its C++ start-up aborts the
+# process ("terminate called after throwing an instance of 'pybind11::error_already_set'") or, inside the numpy
+# import it makes, is swallowed and leaves numpy half-loaded.
+with interrupts_deferred():
+    import numpy  # noqa: F401
+    import torch  # noqa: F401
+
 import argparse
 import dataclasses
 import importlib
@@ -23,11 +34,8 @@ from renderer import seeds
 from ..checkpoint import read_checkpoint
 from ..live.config import COMPARE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
 from ..models import MODEL_CHOICES
-from ..errors import UserError, exit_on_user_error
 from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
                        parse_size, real, resolve_device)
-
-PROG = "n2n-live"
 
 
 def parse_compare(text: str) -> tuple[str, ...]:
@@ -142,7 +150,9 @@ def has_display() -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
-    with exit_on_user_error(PROG):
+    # Ctrl-C/SIGTERM: one line, then out at once (everything is written and closed by then; unloading torch and
+    # Mitsuba is slow: the run must end within 2 s)
+    with exit_on_user_error(PROG, at_once=True):
         args = build_parser().parse_args(argv)
         headless = args.headless
         if not headless and not has_display():
@@ -162,15 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         if headless:
             from .headless import run_headless
 
-            try:
-                summary = run_headless(cfg, progress=not args.no_progress)
-            except KeyboardInterrupt:
-                # Everything is written and closed by now. Skip the interpreter's teardown (unloading torch and
-                # Mitsuba is slow): Ctrl-C must end the run within 2 s.
-                print(f"{PROG}: interrupted", file=sys.stderr)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(130)
+            summary = run_headless(cfg, progress=not args.no_progress)
             if summary and summary.get("skipped") and not summary.get("train_steps"):
                 # Finishing "successfully" with an untrained network would hide the problem.
                 raise UserError(f"{cfg.scene}: all {summary['skipped']} training steps were skipped (loss or gradient "

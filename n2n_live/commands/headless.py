@@ -27,7 +27,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from renderer.variant import choose_variant
+
 from ..live.config import LiveConfig
+from ..errors import caused_by_interrupt, interrupts_deferred
 from ..exr import write_exr
 from ..io_utils import atomic_path, write_json
 from ..live.loop import FrameResult, LiveLoop
@@ -186,36 +189,27 @@ def summary_line(s: dict) -> str:
     return text
 
 
-def caused_by_interrupt(exc: BaseException) -> bool:
-    """True when `exc` comes from a Ctrl-C: a SIGINT during `mi.render` raises KeyboardInterrupt inside Dr.Jit's
-    custom operation, which re-raises it as a RuntimeError caused by the KeyboardInterrupt."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, KeyboardInterrupt):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return False
-
-
 def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
     """Run the fly-through of `cfg.frames` frames and write every output; returns the summary.
 
-    Ctrl-C (KeyboardInterrupt) must end the run within 2 s: it stops the trainer threads (waiting at most 0.5 s),
-    writes the checkpoint (when they stopped in time) and summary.json, and re-raises. metrics.csv already holds the
-    frames' rows and psnr.png a recent plot; the plot, the strip and the PNGs are not redrawn then (each takes seconds
-    on a busy CPU: together they would miss the 2 s).
+    Ctrl-C or SIGTERM (KeyboardInterrupt; errors.Terminated) must end the run within 2 s: it stops the trainer
+    threads (waiting at most 0.5 s), writes the checkpoint (when they stopped in time) and summary.json, and raises
+    KeyboardInterrupt(" after N frames; results so far in DIR") for the caller's one line. metrics.csv already holds
+    the frames' rows and psnr.png a recent plot; the plot, the strip and the PNGs are not redrawn then (each takes
+    seconds on a busy CPU: together they would miss the 2 s).
     """
     stream = stream or sys.stdout  # looked up now: a default bound at import would outlive a redirected stdout
     out = Path(cfg.out) if cfg.out else DEFAULT_OUT
     t_start = time.monotonic()
+    with interrupts_deferred():  # a Ctrl-C inside Mitsuba's import would abort the process (a second or two)
+        choose_variant(cfg.variant)
     loop = LiveLoop(cfg)  # a bad scene fails here, before anything is written
     interrupted = False
     # Only the recent rows stay in memory (metrics.csv has them all): a long run's memory must not grow per frame.
     rows: collections.deque = collections.deque(maxlen=RECENT_ROWS)
     frames_done = 0
     last: FrameResult | None = None
-    log = None
+    log = bar = None
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {**cfg.to_dict(), "variant_used": loop.variant,
@@ -244,7 +238,6 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
             if (i == 0 or time.monotonic() - last_plot > PLOT_EVERY_S) and i + 1 < cfg.frames:
                 plot_psnr(out / "metrics.csv", out / "psnr.png", title=title)
                 last_plot = time.monotonic()
-        bar.close()
     except KeyboardInterrupt:
         interrupted = True
     except Exception as e:  # noqa: BLE001 - only a Ctrl-C that arrived inside a Mitsuba render is kept
@@ -252,6 +245,8 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
             raise
         interrupted = True
     finally:
+        if bar is not None:
+            bar.close()  # the interrupt's line then starts on a line of its own
         stopped = loop.close(timeout=0.5 if interrupted else 2.0)
         if log is not None:
             log.close()
@@ -271,8 +266,7 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
     # NaN (no reference, no OIDN...) -> null: strict JSON readers reject NaN
     write_json(out / "summary.json", json_safe(summary))
     if interrupted:
-        print(f"n2n-live: interrupted after {frames_done} frames; results so far in {out}", file=stream)
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(f" after {frames_done} frame{'' if frames_done == 1 else 's'}; results so far in {out}")
     print(f"n2n-live: results in {out}/ (metrics.csv, psnr.png, frames/, last_frame_strip.png, last_frame.exr, "
           f"network.pt)", file=stream)
     print(f"n2n-live: {summary_line(summary)}", file=stream)

@@ -32,6 +32,7 @@ import torch
 
 from renderer import seeds
 
+from ..errors import UserError, warn_cache_unwritable
 from ..io_utils import atomic_path, user_cache_dir
 from ..metrics import psnr_hdr
 
@@ -59,7 +60,8 @@ class Reference:
 class ReferenceStore:
     """Converged references of the scene a `PathTracer` renders, cached in memory (the tracer) and on disk.
 
-    Call from the thread that renders (Mitsuba's thread). `cache_dir=None` disables the disk cache.
+    Call from the thread that renders (Mitsuba's thread). `cache_dir=None` disables the disk cache; a folder that
+    cannot be written is warned about once (errors.warn_cache_unwritable) and only read from after that.
     """
 
     def __init__(self, tracer, spp: int, cache_dir: Path | str | None = None, exposure: float = 1.0):
@@ -70,6 +72,7 @@ class ReferenceStore:
         self.exposure = exposure
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self._fingerprint = None
+        self._writable = True
 
     def _key(self, cam) -> str:
         import mitsuba as mi
@@ -83,7 +86,7 @@ class ReferenceStore:
     def get(self, cam) -> Reference:
         """The reference of camera `cam` at the tracer's current size (rendered, or read from the cache)."""
         path = self.cache_dir / f"{self._key(cam)}.npz" if self.cache_dir else None
-        if path is not None and path.is_file():
+        if path is not None:
             halves = _read_halves(path)
             if halves is not None and halves[0].shape[:2] == (self.tracer.height, self.tracer.width):
                 return self._reference(*halves, ms=0.0, cached=True)
@@ -91,8 +94,12 @@ class ReferenceStore:
         h1, h2 = (self.tracer.render_reference(cam, len(r), first_seed=r.start)
                   for r in seeds.evaluation_halves(self.spp))
         ms = (time.perf_counter() - t0) * 1000.0
-        if path is not None:
-            _write_halves(path, h1, h2)
+        if path is not None and self._writable:
+            try:
+                _write_halves(path, h1, h2)
+            except (OSError, UserError) as e:  # a full disk is a UserError from atomic_path
+                warn_cache_unwritable("reference", self.cache_dir, e)
+                self._writable = False
         return self._reference(h1, h2, ms=ms, cached=False)
 
     def _reference(self, h1: torch.Tensor, h2: torch.Tensor, ms: float, cached: bool) -> Reference:
@@ -104,7 +111,8 @@ class ReferenceStore:
 
 
 def _read_halves(path: Path):
-    """(h1, h2) from a cache file, or None if it is unreadable (a cache is never trusted over a fresh render)."""
+    """(h1, h2) from a cache file, or None if it is missing or unreadable (a cache is never trusted over a fresh
+    render)."""
     try:
         with np.load(path) as z:
             return torch.from_numpy(z["half1"].copy()), torch.from_numpy(z["half2"].copy())
@@ -113,13 +121,9 @@ def _read_halves(path: Path):
 
 
 def _write_halves(path: Path, h1: torch.Tensor, h2: torch.Tensor) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:  # a file object: np.savez would append '.npz' to the temporary name
-                np.savez(f, half1=h1.cpu().numpy(), half2=h2.cpu().numpy())
-    except OSError:
-        pass  # a cache that cannot be written only costs time
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append '.npz' to the temporary name
+            np.savez(f, half1=h1.cpu().numpy(), half2=h2.cpu().numpy())
 
 
 def should_evaluate(frame: int, every: int) -> bool:
