@@ -292,7 +292,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> int:
-    with exit_on_user_error("n2n-bench"):
+    with exit_on_user_error("n2n-bench", at_once=True):  # Mitsuba's threads: no slow, crash-prone teardown
         args = parse_args(argv)
         report = run(args)
         print(format_live(report) if args.live else format_table(report))

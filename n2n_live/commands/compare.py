@@ -175,7 +175,7 @@ def configs(args) -> dict[str, LiveConfig]:
 
 
 def main(argv=None) -> None:
-    with exit_on_user_error(PROG):
+    with exit_on_user_error(PROG, at_once=True):  # Mitsuba's threads: no slow, crash-prone teardown
         args = parse_args(argv)
         bases = configs(args)
         check_output_dir(args.out, "--out")

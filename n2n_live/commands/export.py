@@ -352,7 +352,7 @@ def _check_settings(out: Path, settings: dict) -> None:
 
 
 def main(argv=None) -> None:
-    with exit_on_user_error(PROG):
+    with exit_on_user_error(PROG, at_once=True):  # Mitsuba's threads: no slow, crash-prone teardown
         export(parse_args(argv))
 
 
