@@ -184,3 +184,24 @@ def test_psnr_plot_draws_oidn_this_frame_oidn_same_samples_and_the_history(tmp_p
     assert curves["OIDN, this frame (raw pair)"] == [32.0, 34.0]
     assert curves["OIDN, same samples (temporal histories)"] == [33.0, 35.0]
     assert curves["temporal histories (pair average)"] == [26.0, 28.0]
+
+
+def test_long_runs_plot_thinned_curves_from_the_columns_they_need(tmp_path):
+    """A 10,000-frame run is replotted every minute: the plot reads only its columns and draws at most MAX_POINTS
+    per curve (the last frame kept), so its memory does not grow with the run."""
+    from n2n_live.evaluation import plots
+    from n2n_live.evaluation.metrics_log import MetricsLog, read_metrics
+
+    n = 3 * plots.MAX_POINTS + 7
+    with MetricsLog(tmp_path / "m.csv", ["frame", "loss", "psnr_denoised", "render_ms"]) as log:
+        for i in range(n):
+            log.log({"frame": i, "loss": 1.0 / (i + 1), "psnr_denoised": 30.0 if i % 10 == 9 else float("nan"),
+                     "render_ms": 5.0})
+    m = read_metrics(tmp_path / "m.csv", {"frame", "loss", "psnr_denoised"})
+    assert set(m) == {"frame", "loss", "psnr_denoised"} and len(m["loss"]) == n
+    xs, ys = plots._finite_points(m["frame"], m["loss"])
+    assert len(xs) <= plots.MAX_POINTS + 1 and xs[0] == 0 and xs[-1] == n - 1 and abs(ys[-1] - 1.0 / n) < 1e-4
+    xs, _ = plots._finite_points(m["frame"], m["psnr_denoised"])
+    assert xs == [float(i) for i in range(9, n, 10)]  # sparse curves are not thinned
+    plots.plot_psnr(tmp_path / "m.csv", tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 1000

@@ -35,20 +35,23 @@ class MetricsLog:
         self.close()
 
 
-def read_metrics(path) -> dict[str, list[float]]:
-    """{column: values} with empty cells as NaN."""
+def read_metrics(path, columns=None) -> dict[str, list[float]]:
+    """{column: values} with empty cells as NaN; only `columns` (those present) when given. Read row by row, so
+    memory follows the columns kept, not the file's text (a 10,000-frame run is replotted every minute)."""
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
-        return {}
-    header, body = rows[0], rows[1:]
-    cols: dict[str, list[float]] = {h: [] for h in header}
-    for r in body:
-        if len(r) != len(header):
-            continue  # a row cut short by a crash
-        for h, v in zip(header, r):
-            try:
-                cols[h].append(float(v) if v != "" else float("nan"))
-            except ValueError:
-                cols[h].append(float("nan"))
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None:
+            return {}
+        keep = [(i, h) for i, h in enumerate(header) if columns is None or h in columns]
+        cols: dict[str, list[float]] = {h: [] for _, h in keep}
+        for r in reader:
+            if len(r) != len(header):
+                continue  # a row cut short by a crash
+            for i, h in keep:
+                v = r[i]
+                try:
+                    cols[h].append(float(v) if v != "" else float("nan"))
+                except ValueError:
+                    cols[h].append(float("nan"))
     return cols

@@ -12,6 +12,7 @@ from ..io_utils import atomic_path  # noqa: E402
 from ..numbers import finite  # noqa: E402
 from .metrics_log import read_metrics  # noqa: E402
 
+MAX_POINTS = 2000  # per curve; more than an 800-pixel-wide plot can show
 CURVES = (  # column, label, colour
     ("psnr_input", "input (pair average, 2 x 8 spp)", "tab:gray"),
     ("psnr_input_a", "input image A (8 spp)", "lightgray"),
@@ -35,14 +36,19 @@ def _has(values) -> bool:
 
 
 def _finite_points(xs, ys) -> tuple[list, list]:
-    """The (x, y) points whose y is a number (frames without a reference have none)."""
+    """The (x, y) points whose y is a number (frames without a reference have none), at most MAX_POINTS of them:
+    a long run's per-frame curves are thinned to what an 800-pixel-wide plot can show, so that replotting costs the
+    same memory at frame 100,000 as at frame 2,000."""
     pts = [(x, y) for x, y in zip(xs, ys) if finite(y)]
+    step = max(1, -(-len(pts) // MAX_POINTS))
+    pts = pts[::step] if step == 1 or pts[-1:] == pts[::step][-1:] else pts[::step] + pts[-1:]
     return [p[0] for p in pts], [p[1] for p in pts]
 
 
 def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     """Read metrics.csv and write the PSNR plot (and the loss) atomically."""
-    m = read_metrics(csv_path)
+    m = read_metrics(csv_path, {"frame", "loss", "reference_floor", *(c for c, _, _ in CURVES),
+                                *(c for c, _, _ in FLICKER)})
     frames = [f + 1 for f in m.get("frame", [])]  # frames rendered so far: evaluation happens at 10, 20, ...
     flicker = [(c, label, colour) for c, label, colour in FLICKER if c in m and _has(m[c])]
     rows = 3 if flicker else 2
@@ -69,7 +75,7 @@ def plot_psnr(csv_path, png_path, title: str | None = None) -> None:
     else:
         ax.text(0.5, 0.5, "no reference: no PSNR (set --reference-spp)", ha="center", transform=ax.transAxes)
     if "loss" in m and _has(m["loss"]):
-        ax2.semilogy(frames, m["loss"], color="tab:red", linewidth=1.0)
+        ax2.semilogy(*_finite_points(frames, m["loss"]), color="tab:red", linewidth=1.0)
     ax2.set_ylabel("L_HDR")
     ax2.grid(True, alpha=0.3)
     if flicker:  # every frame, no reference needed (the reference's own only where two in a row exist)
