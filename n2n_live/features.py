@@ -10,6 +10,8 @@ from .models import linear_channels
 from .tonemap import T
 
 N_FEATURES = 9
+N_TEMPORAL = N_FEATURES + 1  # + the history feature
+N_TEMPORAL_RAW = N_FEATURES + 4  # + the history feature and this frame's raw colour
 
 
 def sanitize(x: torch.Tensor) -> torch.Tensor:
@@ -49,17 +51,25 @@ def history_feature(history: torch.Tensor) -> torch.Tensor:
 
 
 def network_input(net, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, exposure: float = 1.0,
-                  history: torch.Tensor | None = None) -> torch.Tensor:
-    """The whole NCHW input `net` takes: the 9 features (+ the history feature when `net.n_in` is 10) (+ the
-    linear colour when the network filters it, models.linear_channels). Without a history (a single image, e.g.
-    n2n-denoise) the history feature is that of one frame."""
+                  history: torch.Tensor | None = None, raw: torch.Tensor | None = None) -> torch.Tensor:
+    """The whole NCHW input `net` takes: the 9 features (+ the history feature when `net.n_in` is 10 or more)
+    (+ T(raw) - 0.5 when the network also reads this frame's raw colour beside the history, `net.n_in` 13) (+ the
+    linear colour, then the linear raw colour, when the network filters them, models.linear_channels). Without a
+    history (a single image, e.g. n2n-denoise) the history feature is that of one frame and `raw` is `colour`."""
     x = assemble(colour, albedo, normal, exposure)
     parts = [x]
-    if getattr(net, "n_in", N_FEATURES) == N_FEATURES + 1:
+    n_in = getattr(net, "n_in", N_FEATURES)
+    if n_in > N_FEATURES:
         if history is None:
             history = torch.ones(x.shape[0], x.shape[2], x.shape[3], device=x.device)
         hist = history_feature(history.to(x.device))
         parts.append(hist.expand(x.shape[0], 1, *x.shape[2:]))
+    reads_raw = n_in == N_TEMPORAL_RAW
+    raw = colour if raw is None else raw
+    if reads_raw:
+        parts.append(T(to_nchw(sanitize(raw)), exposure) - 0.5)
     if linear_channels(net):
         parts.append(target(colour))
+        if reads_raw:
+            parts.append(target(raw))
     return torch.cat(parts, dim=1) if len(parts) > 1 else x

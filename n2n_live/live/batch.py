@@ -17,13 +17,19 @@ from .. import features
 
 
 def frame_tensors(net, colour_a, colour_b, albedo, normal, exposure: float = 1.0, history=None,
-                  reference=None) -> tuple[torch.Tensor, torch.Tensor]:
+                  reference=None, raw=None, raw_targets: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets), NCHW batches of two: index 0 = input A -> target B, index 1 = input B -> target A; with a
-    `reference` both targets are the reference. Colours, albedo, normal (and history) are HWC tensors."""
+    `reference` both targets are the reference. Colours, albedo, normal (and history) are HWC tensors; `raw` is
+    this frame's own (A, B) under temporal reuse (the colours are then the histories): read beside the history by
+    a network that takes it, and the targets when `raw_targets` (unbiased, where a history lags the camera)."""
+    raw_a, raw_b = raw if raw is not None else (None, None)
     with torch.no_grad():
-        a, b = (features.network_input(net, c, albedo, normal, exposure, history) for c in (colour_a, colour_b))
+        a, b = (features.network_input(net, c, albedo, normal, exposure, history, r)
+                for c, r in ((colour_a, raw_a), (colour_b, raw_b)))
         if reference is not None:
             ta = tb = features.target(reference)
+        elif raw_targets and raw is not None:
+            ta, tb = features.target(raw_b), features.target(raw_a)
         else:
             ta, tb = features.target(colour_b), features.target(colour_a)
         inputs = torch.cat([a, b]).contiguous(memory_format=torch.channels_last)

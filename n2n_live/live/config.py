@@ -113,6 +113,19 @@ class LiveConfig:
     denoise on the histories; the network gets the history length as a 10th input channel. On by default (with the
     kernel model it won n2n-compare and flickers less than OIDN); off for the paper's setting."""
 
+    temporal_target: str = "history"
+    """Under temporal reuse, what a stream is trained towards: the other stream's 'history' or its 'raw' frame."""
+
+    blend: bool = False
+    """Under temporal reuse (kernel model): read this frame's raw colour beside the history and blend the two by
+    a per-pixel weight the network predicts."""
+
+    demodulate: bool = False
+    """Kernel model: filter colour / albedo and multiply the albedo back (texture detail is not blurred)."""
+
+    resample: str = "bilinear"
+    """How histories are resampled into the new view: 'bilinear' or 'catmull-rom' (reprojection.reproject)."""
+
     def validate(self) -> "LiveConfig":
         """Check the values a user can get wrong (validate.py: finite, in range, fits in memory); a mistake is a
         UserError naming the option."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from renderer import seeds
 
-from .. import models
+from .. import features, models
 from . import oidn
 from .config import LiveConfig
 from .denoiser import Denoiser
@@ -69,6 +69,17 @@ class FrameResult:
     psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
 
 
+def model_inputs(cfg) -> dict:
+    """What cfg's network reads: 9 features; + the history length under temporal reuse; + this frame's raw
+    colour beside the history, blended by a learned per-pixel weight (cfg.blend, kernel model)."""
+    extra = {"demodulate": True} if cfg.model == "kernel" and cfg.demodulate else {}
+    if not cfg.temporal:
+        return {"n_in": features.N_FEATURES, **extra}
+    if cfg.blend and cfg.model == "kernel":
+        return {"n_in": features.N_TEMPORAL_RAW, "blend": True, **extra}
+    return {"n_in": features.N_TEMPORAL, **extra}
+
+
 class LiveLoop:
     """render -> submit (or train_now in sync mode) -> denoise -> metrics, one call of `step` per frame.
 
@@ -106,9 +117,8 @@ class LiveLoop:
     def _build_networks(self) -> None:
         """Fresh networks, trainers and denoisers of cfg.model (+ the temporal accumulator when cfg.temporal)."""
         cfg = self.cfg
-        # the history length is a 10th input channel when the pair is accumulated over frames
-        net = models.build(cfg.model, n_in=10 if cfg.temporal else 9)
-        self.temporal = TemporalAccumulator() if cfg.temporal else None
+        net = models.build(cfg.model, **model_inputs(cfg))
+        self.temporal = TemporalAccumulator(filter=cfg.resample) if cfg.temporal else None
         self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
         self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
         self.clean_trainer = self.clean_denoiser = None

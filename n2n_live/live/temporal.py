@@ -55,11 +55,12 @@ class TemporalAccumulator:
     """
 
     def __init__(self, max_history: int = 4, plane_tol: float = PLANE_TOL, normal_cos: float = 0.9,
-                 reset_below: float = 0.25):
+                 reset_below: float = 0.25, filter: str = "bilinear"):
         if max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")
         self.max_history = int(max_history)
         self.plane_tol, self.normal_cos, self.reset_below = float(plane_tol), float(normal_cos), float(reset_below)
+        self.filter = filter
         self._prev: tuple[Geometry, torch.Tensor] | None = None
         self.resets = 0  # camera jumps detected
         self.valid_fraction = 0.0  # of the last update
@@ -80,7 +81,7 @@ class TemporalAccumulator:
         valid_fraction = 0.0
         if self._prev is not None and self._prev[0].shape == geom.shape:
             prev_geom, prev_state = self._prev
-            old, valid = reproject(prev_state, prev_geom, geom, self.plane_tol, self.normal_cos)
+            old, valid = reproject(prev_state, prev_geom, geom, self.plane_tol, self.normal_cos, self.filter)
             valid_fraction = float(valid.float().mean())
             if valid_fraction >= self.reset_below:
                 n = torch.where(valid, torch.clamp(old[..., 6] + 1.0, max=float(self.max_history)),

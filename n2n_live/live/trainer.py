@@ -51,6 +51,7 @@ class _Sample:
     reference: torch.Tensor | None
     ready: object = None  # CUDA event recorded after the copies (None on CPU)
     history: torch.Tensor | None = None  # frames accumulated per pixel (temporal.py), None for a plain pair
+    raw: tuple | None = None  # this frame's own (A, B) beside the histories (temporal.py), None for a plain pair
 
 
 def _copy(t, device: torch.device) -> torch.Tensor:
@@ -73,6 +74,7 @@ class OnlineTrainer:
         self.target = target
         self.name = name
         self.exposure = float(getattr(cfg, "exposure", 1.0))
+        self.raw_targets = getattr(cfg, "temporal_target", "history") == "raw"
         self.iters_per_frame = int(cfg.iters_per_frame)
         """Iterations per submitted frame; may be changed at run time (read when a frame starts)."""
         self.crop = int(cfg.crop)
@@ -130,12 +132,14 @@ class OnlineTrainer:
             ref = _copy(reference, self.device) if reference is not None else None
             history = getattr(pair, "history", None)
             history = _copy(history, self.device) if history is not None else None
+            raw = getattr(pair, "raw", None)
+            raw = tuple(_copy(t, self.device) for t in (raw.noisy_a, raw.noisy_b)) if raw is not None else None
         ready = None
         if self.device.type == "cuda":
             # The copies run on the caller's stream; the trainer's stream waits for this event before reading.
             ready = torch.cuda.Event()
             ready.record()
-        return _Sample(int(getattr(pair, "frame", -1)), *tensors, ref, ready, history)
+        return _Sample(int(getattr(pair, "frame", -1)), *tensors, ref, ready, history, raw)
 
     # ---------------------------------------------------------------- published weights (any thread)
     def weights(self) -> tuple[int, dict]:
@@ -348,7 +352,7 @@ class OnlineTrainer:
             bad = sum(int((~torch.isfinite(t)).sum()) for t in raw)  # one host sync per frame
         self._frame = frame_tensors(
             self.net, sample.colour_a, sample.colour_b, sample.albedo, sample.normal, self.exposure, sample.history,
-            sample.reference if self.target == "clean" else None)
+            sample.reference if self.target == "clean" else None, sample.raw, self.raw_targets)
         self._left = self.iters_per_frame
         self._frame_losses = []
         self._frame_ms = 0.0

@@ -20,6 +20,8 @@ from torch import nn
 from .unet import UNet, _conv
 
 ALPHA = 0.1
+DEMODULATE_EPS = 0.02  # keeps black albedo (sky, emitters) finite: there colour passes at 1/0.02 scale
+BLEND_INIT = 2.0  # logit of the history's initial blend weight (0.88): trust the history until taught otherwise
 
 
 class SmallUNet(nn.Module):
@@ -81,7 +83,7 @@ class KernelPredictingNet(nn.Module):
     linear_channels = 3  # channels of linear colour appended to the features
 
     def __init__(self, n_in: int = 9, kernel_size: int = 5, dilations=(1, 2, 4), trunk: str = "small",
-                 width: int = 32):
+                 width: int = 32, blend: bool = False, demodulate: bool = False):
         super().__init__()
         if trunk not in TRUNKS:
             raise ValueError(f"unknown trunk {trunk!r} (choose from {', '.join(TRUNKS)})")
@@ -92,7 +94,10 @@ class KernelPredictingNet(nn.Module):
         self.dilations = tuple(int(d) for d in dilations)
         self.trunk_name = trunk
         kk = self.kernel_size ** 2
-        m = kk * len(self.dilations)
+        self.blend = bool(blend)
+        self.demodulate = bool(demodulate)
+        self.linear_channels = 6 if self.blend else 3
+        m = kk * len(self.dilations) + int(self.blend)
         self.trunk = UNet(self.n_in, m) if trunk == "unet" else SmallUNet(self.n_in, m, width)
         self.width = int(width)
         # Start every kernel with a favoured centre (logit +2: weight 0.24 of 25 taps at K = 5) and nearly equal
@@ -100,17 +105,24 @@ class KernelPredictingNet(nn.Module):
         last = self.trunk.dec_conv1c if trunk == "unet" else self.trunk.dec_conv1b
         with torch.no_grad():
             last.weight.mul_(0.1)
-            last.bias.view(len(self.dilations), kk)[:, kk // 2] = 2.0
+            last.bias[:kk * len(self.dilations)].view(len(self.dilations), kk)[:, kk // 2] = 2.0
+            if self.blend:
+                last.bias[-1] = BLEND_INIT
 
     @property
     def options(self) -> dict:
         return {"kernel_size": self.kernel_size, "dilations": list(self.dilations), "trunk": self.trunk_name,
-                "width": self.width}
+                "width": self.width, "blend": self.blend, "demodulate": self.demodulate}
 
     def kernels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self._predict(x)[0]
+
+    def _predict(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        """(normalised kernels, blend weight of the history (N, 1, H, W) or None)."""
         logits = self.trunk(x[:, : self.n_in])
         kk = self.kernel_size ** 2
-        return [torch.softmax(logits[:, i * kk:(i + 1) * kk].float(), dim=1) for i in range(len(self.dilations))]
+        kernels = [torch.softmax(logits[:, i * kk:(i + 1) * kk].float(), dim=1) for i in range(len(self.dilations))]
+        return kernels, torch.sigmoid(logits[:, -1:].float()) if self.blend else None
 
     def filter(self, colour: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
         for weights, d in zip(kernels, self.dilations):
@@ -118,5 +130,12 @@ class KernelPredictingNet(nn.Module):
         return colour
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        kernels, w = self._predict(x)
         colour = x[:, self.n_in:self.n_in + 3].float()
-        return self.filter(colour, self.kernels(x))
+        if w is not None:  # the history, then this frame's raw colour of the same stream
+            colour = w * colour + (1 - w) * x[:, self.n_in + 3:self.n_in + 6].float()
+        if not self.demodulate:
+            return self.filter(colour, kernels)
+        # Filter irradiance, not texture: divide by the albedo (features channels 3-5, shifted by -0.5), remodulate.
+        albedo = (x[:, 3:6].float() + 0.5).clamp(0.0, 1.0) + DEMODULATE_EPS
+        return self.filter(colour / albedo, kernels) * albedo
