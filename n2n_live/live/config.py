@@ -123,6 +123,9 @@ class LiveConfig:
     demodulate: bool = False
     """Kernel model: filter colour / albedo and multiply the albedo back (texture detail is not blurred)."""
 
+    clamp: bool = False
+    """Clamp each reprojected history into its own stream's raw 3x3 neighbourhood range (temporal.py)."""
+
     resample: str = "bilinear"
     """How histories are resampled into the new view: 'bilinear' or 'catmull-rom' (reprojection.reproject)."""
 

@@ -118,7 +118,7 @@ class LiveLoop:
         """Fresh networks, trainers and denoisers of cfg.model (+ the temporal accumulator when cfg.temporal)."""
         cfg = self.cfg
         net = models.build(cfg.model, **model_inputs(cfg))
-        self.temporal = TemporalAccumulator(filter=cfg.resample) if cfg.temporal else None
+        self.temporal = TemporalAccumulator(filter=cfg.resample, clamp=cfg.clamp) if cfg.temporal else None
         self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
         self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
         self.clean_trainer = self.clean_denoiser = None

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..features import sanitize
 from ..reprojection import PLANE_TOL, Geometry, reproject
@@ -55,12 +56,13 @@ class TemporalAccumulator:
     """
 
     def __init__(self, max_history: int = 4, plane_tol: float = PLANE_TOL, normal_cos: float = 0.9,
-                 reset_below: float = 0.25, filter: str = "bilinear"):
+                 reset_below: float = 0.25, filter: str = "bilinear", clamp: bool = False):
         if max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")
         self.max_history = int(max_history)
         self.plane_tol, self.normal_cos, self.reset_below = float(plane_tol), float(normal_cos), float(reset_below)
         self.filter = filter
+        self.clamp = bool(clamp)
         self._prev: tuple[Geometry, torch.Tensor] | None = None
         self.resets = 0  # camera jumps detected
         self.valid_fraction = 0.0  # of the last update
@@ -84,6 +86,9 @@ class TemporalAccumulator:
             old, valid = reproject(prev_state, prev_geom, geom, self.plane_tol, self.normal_cos, self.filter)
             valid_fraction = float(valid.float().mean())
             if valid_fraction >= self.reset_below:
+                if self.clamp:
+                    old = torch.cat([neighbourhood_clamp(old[..., :3], a), neighbourhood_clamp(old[..., 3:6], b),
+                                     old[..., 6:]], dim=-1)
                 n = torch.where(valid, torch.clamp(old[..., 6] + 1.0, max=float(self.max_history)),
                                 torch.ones_like(old[..., 6]))[..., None]
                 alpha = 1.0 / n
@@ -95,6 +100,18 @@ class TemporalAccumulator:
         return TemporalPair(state[..., 0:3].contiguous(), state[..., 3:6].contiguous(), pair.albedo, pair.normal,
                             pair.frame, getattr(pair, "seeds", ()), getattr(pair, "render_ms", float("nan")),
                             state[..., 6:7].contiguous(), position, pair)
+
+
+def neighbourhood_clamp(history: torch.Tensor, raw: torch.Tensor, radius: int = 1) -> torch.Tensor:
+    """Clamp a reprojected HWC history into the per-channel [min, max] of its own stream's raw frame over a
+    (2 radius + 1)^2 neighbourhood (temporal anti-aliasing's clamp): where the history lags the image (an edge
+    moved, a light's border resampled) this frame's samples bound it; elsewhere noisy bounds are wide. Reads one
+    stream only, so A and B stay independent."""
+    x = raw.permute(2, 0, 1)[None]
+    k = 2 * radius + 1
+    hi = F.max_pool2d(F.pad(x, (radius,) * 4, mode="replicate"), k, stride=1)
+    lo = -F.max_pool2d(F.pad(-x, (radius,) * 4, mode="replicate"), k, stride=1)
+    return torch.minimum(torch.maximum(history, lo[0].permute(1, 2, 0)), hi[0].permute(1, 2, 0))
 
 
 def noise_correlation(x: torch.Tensor, y: torch.Tensor) -> float:
