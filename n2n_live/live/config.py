@@ -13,6 +13,7 @@ import torch
 
 from renderer.scene import check_spec
 
+from .. import features
 from ..errors import UserError
 from ..models import MODEL_CHOICES
 from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device
@@ -160,6 +161,17 @@ class LiveConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def model_inputs(cfg) -> dict:
+    """What cfg's network reads: 9 features; + the history length under temporal reuse; + this frame's raw
+    colour beside the history, blended by a learned per-pixel weight (cfg.blend, kernel model)."""
+    extra = {"demodulate": True} if cfg.model == "kernel" and cfg.demodulate else {}
+    if not cfg.temporal:
+        return {"n_in": features.N_FEATURES, **extra}
+    if cfg.blend and cfg.model == "kernel":
+        return {"n_in": features.N_TEMPORAL_RAW, "blend": True, **extra}
+    return {"n_in": features.N_TEMPORAL, **extra}
 
 
 PRESETS: dict[str, LiveConfig] = {

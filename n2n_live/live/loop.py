@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import torch
 from renderer import seeds
 
-from .. import features, models
+from .. import models
 from . import oidn
-from .config import LiveConfig
+from .config import LiveConfig, model_inputs
 from .denoiser import Denoiser
 from ..errors import UserError
 from ..evaluation.references import ReferenceStore, default_cache_dir, score_frame, should_evaluate
@@ -67,17 +67,6 @@ class FrameResult:
     flicker_oidn_same: float | None = None  # only where two frames in a row were evaluated (oidn_same on both)
     flicker_reference: float | None = None  # the floor reprojection leaves (needs references on both frames)
     psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
-
-
-def model_inputs(cfg) -> dict:
-    """What cfg's network reads: 9 features; + the history length under temporal reuse; + this frame's raw
-    colour beside the history, blended by a learned per-pixel weight (cfg.blend, kernel model)."""
-    extra = {"demodulate": True} if cfg.model == "kernel" and cfg.demodulate else {}
-    if not cfg.temporal:
-        return {"n_in": features.N_FEATURES, **extra}
-    if cfg.blend and cfg.model == "kernel":
-        return {"n_in": features.N_TEMPORAL_RAW, "blend": True, **extra}
-    return {"n_in": features.N_TEMPORAL, **extra}
 
 
 class LiveLoop:
