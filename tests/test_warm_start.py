@@ -134,3 +134,15 @@ def test_the_recipe_never_renders_a_reference_and_writes_loadable_weights(tmp_pa
     monkeypatch.setattr(warm_start, "WEIGHTS", out)
     net = models.build(LiveConfig().model, **model_inputs(LiveConfig()))
     assert warm_start.load_into(net) is None and same(net.state_dict(), state["net"])
+
+
+def test_init_reaches_n2n_live_and_n2n_compare():
+    from n2n_live.commands import cli, compare
+
+    for argv, want in (([], "warm"), (["--init", "none"], "none")):
+        args = cli.build_parser().parse_args(["--headless", "--preset", "cpu", *argv])
+        assert cli.build_config(args, headless=True).init == want
+        bases = compare.configs(compare.parse_args(["--scenes", "cornell-box", *argv]))
+        assert [c.init for c in bases.values()] == [want]
+    with pytest.raises(UserError, match="--init"):
+        LiveConfig(init="cold").validate()
