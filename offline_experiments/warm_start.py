@@ -1,7 +1,7 @@
 """The warm start's recipe: n2n-live's default network trained offline on noisy pairs of the bundled scenes, with no
 reference image anywhere, written to n2n_live/weights/warm_start.pt (live/warm_start.py loads it).
 
-    scripts/warm_start.sh                       # reproduces the committed weights from scratch (~8 min, 2 CPU cores)
+    scripts/warm_start.sh                       # reproduces the committed weights from scratch (~7 min, 2 CPU cores)
     scripts/warm_start.sh --views 1 --size 32 --iters 3 --crop 32 --work /tmp/ws --weights /tmp/ws/w.pt   # smoke run
 
 1. export: `n2n-export --ref-spp 0` (no reference is rendered or written) of every bundled scene (`scenes.names()`),
@@ -10,9 +10,10 @@ reference image anywhere, written to n2n_live/weights/warm_start.pt (live/warm_s
    default; with no reference there is no validation);
 3. write: the network's weights only (no optimiser state: ~0.6 MB), with how they were made in the file's meta.
 
-Budget (the defaults): 4 scenes x 8 views at 128x128, 8 spp (the export: about a minute); 1500 steps of minibatch 4
-on 64x64 crops, Adam lr 1e-3 ramped down over the last 10 %, 2 threads: about 6 CPU minutes, as the probe that chose
-it. lr 1e-3, not the paper's 3e-4, for the cpu preset's reason: few steps. Each stage resumes when run again.
+Budget (the defaults): 4 scenes x 8 views at 128x128, 8 spp (the export: under a minute, ~0.8 s a view); 1500
+steps of minibatch 4 on 64x64 crops, Adam lr 1e-3 ramped down over the last 10 %, 2 threads: about 6 CPU minutes, as
+the probe that chose it. lr 1e-3, not the paper's 3e-4, for the cpu preset's reason: few steps. Each stage resumes
+when run again.
 """
 from __future__ import annotations
 
@@ -36,9 +37,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     ap = ArgumentParser(prog=PROG, description="Train n2n-live's warm start on noisy pairs of the bundled scenes only.")
     ap.add_argument("--scenes", default=",".join(scenes.names()), help="comma-separated (default: every bundled scene)")
-    ap.add_argument("--views", type=integer(1, 10**4), default=8, help="views per scene along its fly-through (default 8)")
+    ap.add_argument("--views", type=integer(1, 10**4), default=8,
+                    help="views per scene along its fly-through (default 8)")
     ap.add_argument("--size", type=integer(8, 4096), default=128, help="image side (default 128)")
-    ap.add_argument("--spp", type=integer(1, 4096), default=8, help="spp of each noisy render (default 8, the live app's)")
+    ap.add_argument("--spp", type=integer(1, 4096), default=8,
+                    help="spp of each noisy render (default 8, the live app's)")
     ap.add_argument("--iters", type=integer(1, 10**7), default=1500, help="training steps (default 1500)")
     ap.add_argument("--batch", type=integer(1, 4096), default=4, help="minibatch (default 4)")
     ap.add_argument("--crop", type=integer(8, 4096), default=64, help="training crop side (default 64)")
@@ -81,6 +84,20 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def check_resumable(args) -> None:
+    """A run folder whose network is not n2n-live's default any more (LiveConfig changed since) would resume that
+    network under the same n2n-train flags: refused, naming it."""
+    from n2n_live import models
+    from n2n_live.checkpoint import model_spec, read_checkpoint
+    from n2n_live.errors import UserError
+
+    from .train_config import LIVE, fresh_network
+
+    ckpt = args.work / "run" / "checkpoint.pt"
+    if ckpt.is_file() and model_spec(read_checkpoint(ckpt)) != models.spec(fresh_network(LIVE)):
+        raise UserError(f"{ckpt}: trains another network than n2n-live's default now; use another --work")
+
+
 def write_weights(args, argv: list[str], seconds: dict) -> dict:
     """The run's network, weights only, at --weights; returns the meta written with it."""
     from n2n_live.checkpoint import network_from, read_checkpoint, save_checkpoint
@@ -106,6 +123,7 @@ def run(argv: list[str]) -> dict:
     t0 = time.monotonic()
     export.export(export.parse_args(export_argv(args)))
     t1 = time.monotonic()
+    check_resumable(args)
     batch_train.main(train_argv(args))
     seconds = {"export": t1 - t0, "train": time.monotonic() - t1}
     meta = write_weights(args, argv, seconds)

@@ -3,7 +3,7 @@
 # bundled scenes only (no reference image is rendered or read). The recipe, its budget and its options:
 # offline_experiments/warm_start.py (python -m offline_experiments.warm_start --help).
 #
-#   scripts/warm_start.sh                                            # the committed weights (~8 min, 2 CPU cores)
+#   scripts/warm_start.sh                                            # the committed weights (~7 min, 2 CPU cores)
 #   scripts/warm_start.sh --views 1 --size 32 --iters 3 --crop 32 --work /tmp/ws --weights /tmp/ws/w.pt   # smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."

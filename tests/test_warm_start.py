@@ -124,9 +124,9 @@ def test_the_recipe_never_renders_a_reference_and_writes_loadable_weights(tmp_pa
     monkeypatch.setattr(PathTracer, "render_reference", clean_data)
     monkeypatch.setattr(PathTracer, "render_reference_features", clean_data)
     out = tmp_path / "w.pt"
-    meta = recipe.run(["--scenes", "cornell-box", "--views", "2", "--size", "16", "--spp", "1", "--iters", "1",
-                       "--crop", "16", "--threads", "1", "--work", str(tmp_path / "work"), "--weights", str(out),
-                       "--quiet"])
+    argv = ["--scenes", "cornell-box", "--views", "2", "--size", "16", "--spp", "1", "--iters", "1", "--crop", "16",
+            "--threads", "1", "--work", str(tmp_path / "work"), "--weights", str(out), "--quiet"]
+    meta = recipe.run(argv)
     data = tmp_path / "work" / "data"
     assert list(data.glob("*spp.hdr.exr")) and not list(data.glob("*_ref*"))
     state = read_checkpoint(out)
@@ -134,6 +134,10 @@ def test_the_recipe_never_renders_a_reference_and_writes_loadable_weights(tmp_pa
     monkeypatch.setattr(warm_start, "WEIGHTS", out)
     net = models.build(LiveConfig().model, **model_inputs(LiveConfig()))
     assert warm_start.load_into(net) is None and same(net.state_dict(), state["net"])
+    # the live default changed since: the run folder must not resume the old network
+    monkeypatch.setattr(live_config, "LiveConfig", lambda: LiveConfig(blend=True))
+    with pytest.raises(UserError, match="another network"):
+        recipe.run(argv)
 
 
 def test_init_reaches_n2n_live_and_n2n_compare():
