@@ -2,7 +2,7 @@
 reference image anywhere, written to n2n_live/weights/warm_start.pt (live/warm_start.py loads it).
 
     scripts/warm_start.sh                       # reproduces the committed weights from scratch (~7 min, 2 CPU cores)
-    scripts/warm_start.sh --views 1 --size 32 --iters 3 --crop 32 --work out/ws-smoke --weights out/ws-smoke/w.pt   # smoke run
+    scripts/warm_start.sh --views 1 --size 32 --iters 3 --crop 32 --work out/ws --weights out/ws/w.pt  # smoke run
 
 1. export: `n2n-export --ref-spp 0` (no reference is rendered or written) of every bundled scene (`scenes.names()`),
    --views views each evenly along its fly-through, two independent --spp renders per view with albedo and normal;

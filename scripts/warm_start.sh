@@ -4,7 +4,7 @@
 # offline_experiments/warm_start.py (python -m offline_experiments.warm_start --help).
 #
 #   scripts/warm_start.sh                                            # the committed weights (~7 min, 2 CPU cores)
-#   scripts/warm_start.sh --views 1 --size 32 --iters 3 --crop 32 --work out/ws-smoke --weights out/ws-smoke/w.pt   # smoke run
+#   scripts/warm_start.sh --views 1 --size 32 --iters 3 --crop 32 --work out/ws --weights out/ws/w.pt  # smoke run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
