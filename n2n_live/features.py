@@ -12,6 +12,7 @@ from .tonemap import T
 N_FEATURES = 9
 N_TEMPORAL = N_FEATURES + 1  # + the history feature
 N_TEMPORAL_RAW = N_FEATURES + 4  # + the history feature and this frame's raw colour
+N_INPUTS = (N_FEATURES, N_TEMPORAL, N_TEMPORAL_RAW)  # every n_in network_input fills
 
 
 def sanitize(x: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,8 @@
     n2n-train --data data/cbox --target noisy --out runs/cbox-noisy [--iters 100000] [--batch 4] [--crop 256]
     torchrun --nproc-per-node 4 -m offline_experiments.batch_train --data ... --out ...   # several GPUs
 
-The same U-Net, L_HDR and TrainStep as the live trainer; paper settings by default (minibatch 4, 256x256 crops,
+The same networks, L_HDR and TrainStep as the live trainer (`--model live`: exactly the network n2n-live builds by
+default, which is how its warm start is trained, offline_experiments/warm_start.py); paper settings by default (minibatch 4, 256x256 crops,
 Adam lr 3e-4 with a smooth ramp-down over the last 10 %, bf16 autocast on CUDA). `--target noisy` trains on
 Noise2Noise pairs (one realisation in, another as the target, both directions); `--target clean` on the
 reference.
@@ -31,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from n2n_live import models
 from n2n_live.checkpoint import load_checkpoint
 from n2n_live.errors import UserError, exit_on_user_error
 from n2n_live.features import network_input
@@ -44,7 +44,7 @@ from n2n_live.train_step import TrainStep, rampdown_lr
 from . import mc_dataset
 from .distributed import Dist, agree, setup, teardown
 from .run_folder import RunFiles, config_error, prepare_run_folder
-from .train_config import PROG, TrainConfig, init_network, parse_config
+from .train_config import PROG, TrainConfig, fresh_network, init_network, parse_config
 
 
 # --- validation ---
@@ -119,7 +119,7 @@ def build_network(cfg: TrainConfig, ctx: Dist, ckpt_path: Path) -> tuple[torch.n
     (likewise), else a fresh --model drawn from --seed (so that the same seed gives the same run)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        net = models.build(cfg.model)
+        net = fresh_network(cfg.model)
     train_state, error = None, None
     try:
         if ckpt_path.is_file():

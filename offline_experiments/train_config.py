@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from n2n_live import models
+from n2n_live import features, models
 from n2n_live.checkpoint import network_from, read_checkpoint
 from n2n_live.errors import UserError
 from n2n_live.train_step import LR_MC
@@ -22,6 +22,7 @@ from n2n_live.validate import (BASE_BYTES, INFER_BYTES_PER_PIXEL, MAX_SIDE, TRAI
                                check_memory, check_output_dir, integer, path_arg, real, spp_list)
 
 PROG = "n2n-train"
+LIVE = "live"  # --model: the live app's default network
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,7 +68,8 @@ class TrainConfig:
     """Append a training record to RUN/stats.jsonl every this many steps (and at the last one)."""
 
     model: str = "paper"
-    """Network of a fresh run (models.MODEL_CHOICES); --init and resumed runs use their checkpoint's."""
+    """Network of a fresh run (models.MODEL_CHOICES, or 'live': the network n2n-live builds by default); --init and
+    resumed runs use their checkpoint's."""
 
     init: Path | None = None
     """Start from this network (a Monte Carlo denoiser's checkpoint, e.g. saved by n2n-live)."""
@@ -117,10 +119,24 @@ class TrainConfig:
         return out
 
 
+MODELS = (*models.MODEL_CHOICES, LIVE)
+
+
+def fresh_network(model: str) -> torch.nn.Module:
+    """A freshly initialised `model`; 'live' is exactly the network n2n-live builds by default (LiveConfig(): its
+    model, temporal reuse, blend, demodulation), so that its warm start is trained on the architecture it loads into."""
+    if model == LIVE:
+        from n2n_live.live.config import LiveConfig, model_inputs
+
+        cfg = LiveConfig()
+        return models.build(cfg.model, **model_inputs(cfg))
+    return models.build(model)
+
+
 def init_network(path: Path) -> torch.nn.Module:
     """The network of --init: a Monte Carlo denoiser's checkpoint (anything else is a UserError naming the file)."""
     state = read_checkpoint(path)
-    if (state["n_in"], state["m_out"]) not in ((9, 3), (10, 3)):
+    if state["m_out"] != 3 or state["n_in"] not in features.N_INPUTS:
         raise UserError(f"{path}: a {state['n_in']}-in/{state['m_out']}-out network, not a Monte Carlo denoiser")
     return network_from(state, path)
 
@@ -143,9 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--val-every", type=integer(1, 10**9), default=D.val_every, metavar="K", help="validate every K steps (default 1000)")
     ap.add_argument("--ckpt-every", type=integer(1, 10**9), default=D.ckpt_every, help="checkpoint every N steps (default 500)")
     ap.add_argument("--log-every", type=integer(1, 10**9), default=D.log_every, help="stats.jsonl record every N steps (default 50)")
-    ap.add_argument("--model", choices=models.MODEL_CHOICES, default=D.model,
-                    help="network of a fresh run: paper (Table 2 U-Net) or kernel (kernel-predicting); "
-                    "--init and resumed runs use the checkpoint's")
+    ap.add_argument("--model", choices=MODELS, default=D.model,
+                    help="network of a fresh run: paper (Table 2 U-Net), kernel (kernel-predicting) or live (exactly "
+                    "the network n2n-live builds by default, e.g. kernel with temporal reuse; single exported images "
+                    "feed it as one frame of history); --init and resumed runs use the checkpoint's")
     ap.add_argument("--init", type=path_arg, metavar="CKPT", help="start from this network (e.g. saved by n2n-live)")
     ap.add_argument("--seed", type=integer(0, 2**31 - 1), default=D.seed)
     ap.add_argument("--device", default=D.device, help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, cuda")

@@ -88,9 +88,10 @@ def export_blocks(seed: int) -> tuple[range, range]:
 
 
 def check_export(seed: int, views: int, pairs_per_view: int, ref_spp: int) -> None:
-    """ValueError (a sentence naming the cause) when a dataset needs more seeds than its --seed owns."""
+    """ValueError (a sentence naming the cause) when a dataset needs more seeds than its --seed owns (ref_spp 0: a
+    dataset without references)."""
     export_blocks(seed)
-    ref_spp = _check_spp(ref_spp)
+    ref_spp = _check_spp(ref_spp) if ref_spp else 0
     if 3 * views * pairs_per_view > EXPORT_BLOCK:
         raise ValueError(f"{views} views of {pairs_per_view} noisy pairs need {3 * views * pairs_per_view} seeds, "
                          f"more than the {EXPORT_BLOCK} each export seed owns")

@@ -33,6 +33,7 @@ from renderer import seeds
 
 from ..checkpoint import read_checkpoint
 from ..live.config import COMPARE_CHOICES, PRESETS, LiveConfig, default_preset_name, preset
+from ..live.warm_start import INIT_CHOICES
 from ..models import MODEL_CHOICES
 from ..validate import (MAX_SIDE, MAX_SPP, ArgumentParser, check_output_dir, check_output_file, integer, nonempty,
                        parse_size, real, resolve_device)
@@ -80,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "(deterministic)")
     p.add_argument("--variant", type=nonempty, help="Mitsuba variant (default: cuda_ad_rgb, else llvm_ad_rgb, else "
                    "scalar_rgb)")
-    p.add_argument("--load", type=nonempty, help="start from this checkpoint")
+    p.add_argument("--load", type=nonempty, help="start from this checkpoint (over --init)")
+    p.add_argument("--init", choices=INIT_CHOICES, help="how a new network starts: warm (default: the bundled "
+                   "weights, pre-trained offline on noisy pairs only, where they fit the architecture) or none "
+                   "(freshly initialised: the paper's from-scratch run)")
     p.add_argument("--model", choices=MODEL_CHOICES, help="denoiser: paper (Table 2 U-Net, colour output) or "
                    "kernel (predicts per-pixel kernels applied to the noisy colour)")
     p.add_argument("--temporal", choices=("on", "off"), help="accumulate each noisy stream over frames "
@@ -103,7 +107,7 @@ def add_viewer_arguments(parser: argparse.ArgumentParser) -> None:
 
 FLAG_FIELDS = ("scene", "frames", "spp", "iters_per_frame", "crop", "lr", "device", "seed", "reference_spp",
                "eval_every", "reference_cache", "clean_target_spp", "exposure", "out", "sync", "variant", "load", "snapshots",
-               "model")
+               "model", "init")
 
 
 def build_config(args: argparse.Namespace, headless: bool) -> LiveConfig:

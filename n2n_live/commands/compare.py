@@ -12,7 +12,8 @@ Per scene and variant: PSNR at those frames and over the last 10, the flicker fi
 10 frames, and the network's time per frame (training + inference; on the CPU unless --device says otherwise);
 OIDN on the same frames, twice for a +temporal variant: "OIDN this frame" on the raw pair, "OIDN same samples" on
 the two histories the network reads (their own PSNR: "history"); '-' without temporal reuse, where the two are one.
-Writes OUT/results.json, OUT/table.md and one metrics CSV per run. Every option and
+Each variant's network starts from the warm start where it fits (live/warm_start.py; `--init none`: every
+variant from scratch). Writes OUT/results.json, OUT/table.md and one metrics CSV per run. Every option and
 scene is checked before the first frame is rendered.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path  # noqa: E402
 from renderer import seeds  # noqa: E402
 
 from ..live.config import LiveConfig, preset  # noqa: E402
+from ..live.warm_start import INIT_CHOICES  # noqa: E402
 from ..models import MODEL_CHOICES  # noqa: E402
 from ..errors import UserError, exit_on_user_error  # noqa: E402
 from ..io_utils import write_json, write_text  # noqa: E402
@@ -143,6 +145,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     "(default cpu: ms/frame are CPU figures, as OIDN's)")
     ap.add_argument("--reference-cache", type=nonempty, default=None, help="folder of cached references (default "
                     "$N2N_REFERENCE_CACHE or ~/.cache/n2n-live/references)")
+    ap.add_argument("--init", choices=INIT_CHOICES, default="warm", help="how each variant's network starts: warm "
+                    "(default: the bundled weights pre-trained on noisy pairs only, where they fit the variant; the "
+                    "others start fresh) or none (every variant freshly initialised: the paper's from-scratch run)")
     ap.add_argument("--out", type=path_arg, default=Path("out") / "compare")
     args = ap.parse_args(argv)
     args.width, args.height = args.size
@@ -162,7 +167,7 @@ def configs(args) -> dict[str, LiveConfig]:
         base = dataclasses.replace(
             preset("cpu"), scene=scene, width=args.width, height=args.height, frames=args.frames,
             reference_spp=args.reference_spp, crop=args.crop or max(args.width, args.height), seed=args.seed,
-            sync=True, compare=("oidn",), device=args.device, reference_cache=args.reference_cache)
+            sync=True, compare=("oidn",), device=args.device, reference_cache=args.reference_cache, init=args.init)
         if args.iters_per_frame is not None:
             base.iters_per_frame = args.iters_per_frame
         if args.lr is not None:

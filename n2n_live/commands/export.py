@@ -1,4 +1,5 @@
 """`n2n-export`: render an EXR training dataset (noisy pairs, albedo, normal, references) from scenes.
+With `--ref-spp 0` no reference is rendered or written: a dataset for noisy targets only (the warm start's).
 
     n2n-export --scene cornell-box --views 64 --size 256 --spp 8,64 --ref-spp 4096 --out data/cbox [--shard 0/4]
 
@@ -178,7 +179,7 @@ def _render_view(out: Path, tracers: dict, v: dict, settings: dict) -> dict:
             alb, nrm = (out / noisy_name(name, pair_tags[0], spp, f) for f in ("alb", "nrm"))
             _write(alb, pair.albedo)
             _write(nrm, pair.normal)
-            record = {"spp": spp, "pair": index, "files": {}, "seeds": {}, "feature_seed": pair_seeds[2],
+            render = {"spp": spp, "pair": index, "files": {}, "seeds": {}, "feature_seed": pair_seeds[2],
                       "render_ms": round(float(pair.render_ms), 3)}  # both noisy images and the feature pass
             for t, image, render_seed in zip(pair_tags, (pair.noisy_a, pair.noisy_b), pair.seeds):
                 hdr = out / noisy_name(name, t, spp, "hdr")
@@ -187,8 +188,14 @@ def _render_view(out: Path, tracers: dict, v: dict, settings: dict) -> dict:
                     _link(alb, out / noisy_name(name, t, spp, "alb"))
                     _link(nrm, out / noisy_name(name, t, spp, "nrm"))
                 files += [noisy_name(name, t, spp, f) for f in ("hdr", "alb", "nrm")]
-                record["files"][t], record["seeds"][t] = hdr.name, int(render_seed)
-            renders.append(record)
+                render["files"][t], render["seeds"][t] = hdr.name, int(render_seed)
+            renders.append(render)
+    record = {"name": name, "scene": v["scene"], "kind": v["kind"], "frame": v["frame"], "index": v["index"],
+              "camera": {"origin": cam.origin.tolist(), "target": cam.target.tolist(), "up": cam.up.tolist(),
+                         "fov_deg": cam.fov_deg},
+              "renders": renders, "reference": None, "settings": settings, "files": files}
+    if not settings["ref_spp"]:
+        return record  # --ref-spp 0: noisy pairs only, nothing clean is rendered
     ref_seeds = seeds.export_reference(seed, g, settings["ref_spp"])
     aux_seeds = seeds.export_reference_features(seed, g, settings["ref_spp"])
     tracer = tracers[settings["spp"][0]]
@@ -202,16 +209,10 @@ def _render_view(out: Path, tracers: dict, v: dict, settings: dict) -> dict:
         for t in tags[1:]:
             _link(first, out / reference_name(name, t, f))
         files += [reference_name(name, t, f) for t in tags]
-    return {
-        "name": name, "scene": v["scene"], "kind": v["kind"], "frame": v["frame"], "index": v["index"],
-        "camera": {"origin": cam.origin.tolist(), "target": cam.target.tolist(), "up": cam.up.tolist(),
-                   "fov_deg": cam.fov_deg},
-        "renders": renders,
-        "reference": {"file": reference_name(name, tags[0]), "spp": settings["ref_spp"],
-                      "chunk_spp": REFERENCE_CHUNK_SPP, "first_seed": ref_seeds.start,
-                      "features_first_seed": aux_seeds.start, "render_ms": round(ref_ms, 3)},
-        "settings": settings, "files": files,
-    }
+    record["reference"] = {"file": reference_name(name, tags[0]), "spp": settings["ref_spp"],
+                           "chunk_spp": REFERENCE_CHUNK_SPP, "first_seed": ref_seeds.start,
+                           "features_first_seed": aux_seeds.start, "render_ms": round(ref_ms, 3)}
+    return record
 
 
 def _pairs_per_view(settings: dict) -> int:
@@ -243,7 +244,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="fraction of the views evenly along the fly-through; the rest are random (default 0.5)")
     ap.add_argument("--size", type=size(), default=(256, 256), metavar="S|WxH", help="image size (default 256)")
     ap.add_argument("--spp", type=spp_list, default=[8], metavar="8[,64,...]", help="noisy spp levels (default 8)")
-    ap.add_argument("--ref-spp", type=integer(1, MAX_SPP), default=1024, metavar="R", help="reference spp (default 1024)")
+    ap.add_argument("--ref-spp", type=integer(0, MAX_SPP), default=1024, metavar="R",
+                    help="reference spp (default 1024; 0: no references, a dataset for noisy targets only)")
     ap.add_argument("--realisations", type=integer(1, len(REALISATION_TAGS)), default=2,
                     help="independent noisy renders per view and spp (default 2)")
     ap.add_argument("--seed", type=integer(0, seeds.EXPORT_SEEDS - 1), default=0,

@@ -213,7 +213,8 @@ def run_headless(cfg: LiveConfig, progress: bool = True, stream=None) -> dict:
     try:
         out.mkdir(parents=True, exist_ok=True)
         write_json(out / "config.json", {**cfg.to_dict(), "variant_used": loop.variant,
-                                          "device_used": str(loop.device), "threads": torch.get_num_threads()})
+                                          "device_used": str(loop.device), "threads": torch.get_num_threads(),
+                                          "warm_start_used": loop.warm})
         log = MetricsLog(out / "metrics.csv", columns_for(cfg))
         snaps = snapshot_frames(cfg.frames, cfg.snapshots)
         title = (f"{loop.loaded.name}, {cfg.width}x{cfg.height}, {cfg.spp} spp, {cfg.iters_per_frame} it/frame, "

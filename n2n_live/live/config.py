@@ -13,8 +13,10 @@ import torch
 
 from renderer.scene import check_spec
 
+from .. import features
 from ..errors import UserError
 from ..models import MODEL_CHOICES
+from .warm_start import INIT_CHOICES
 from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device
 
 COMPARE_CHOICES = ("clean", "oidn")
@@ -101,7 +103,12 @@ class LiveConfig:
     """Headless: how many evenly spaced frames (the last one included) are saved as noisy/denoised/reference PNGs."""
 
     load: str | None = None
-    """A checkpoint (checkpoint.py) to start from instead of a freshly initialised network."""
+    """A checkpoint (checkpoint.py) to start from instead of a freshly initialised network (over `init`)."""
+
+    init: str = "warm"
+    """How a new network starts: 'warm' = the bundled weights pre-trained offline on noisy pairs only, when they fit
+    its architecture (live/warm_start.py; else fresh, with a notice); 'none' = freshly initialised from `seed`, the
+    paper's from-scratch run."""
 
     model: str = "kernel"
     """The denoiser (n2n_live.models): 'kernel' = a small U-Net predicting per-pixel kernels applied a-trous to the
@@ -150,6 +157,8 @@ class LiveConfig:
             raise UserError("--scene: an empty scene name")
         check_spec(self.scene)  # a bundled name, or an XML file with a sensor: refused before any work
         check_live(self.width, self.height, self.spp, self.crop, f"--size {self.width}x{self.height} --spp {self.spp}")
+        if self.init not in INIT_CHOICES:
+            raise UserError(f"--init must be one of {', '.join(INIT_CHOICES)}, got {self.init!r}")
         if self.model not in MODEL_CHOICES:
             raise UserError(f"--model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}")
         resolve_device(self.device)  # the same one line as every other command's --device
@@ -163,6 +172,17 @@ class LiveConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def model_inputs(cfg) -> dict:
+    """What cfg's network reads: 9 features; + the history length under temporal reuse; + this frame's raw
+    colour beside the history, blended by a learned per-pixel weight (cfg.blend, kernel model)."""
+    extra = {"demodulate": True} if cfg.model == "kernel" and cfg.demodulate else {}
+    if not cfg.temporal:
+        return {"n_in": features.N_FEATURES, **extra}
+    if cfg.blend and cfg.model == "kernel":
+        return {"n_in": features.N_TEMPORAL_RAW, "blend": True, **extra}
+    return {"n_in": features.N_TEMPORAL, **extra}
 
 
 PRESETS: dict[str, LiveConfig] = {

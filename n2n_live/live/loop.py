@@ -6,15 +6,16 @@ copies of the rendered tensors.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 
 import torch
 from renderer import seeds
 
-from .. import features, models
-from . import oidn
-from .config import LiveConfig
+from .. import models
+from . import oidn, warm_start
+from .config import LiveConfig, model_inputs
 from .denoiser import Denoiser
 from ..errors import UserError
 from ..evaluation.references import ReferenceStore, default_cache_dir, score_frame, should_evaluate
@@ -69,17 +70,6 @@ class FrameResult:
     psnr_history: float | None = None  # --temporal: the pair average of the two accumulated histories
 
 
-def model_inputs(cfg) -> dict:
-    """What cfg's network reads: 9 features; + the history length under temporal reuse; + this frame's raw
-    colour beside the history, blended by a learned per-pixel weight (cfg.blend, kernel model)."""
-    extra = {"demodulate": True} if cfg.model == "kernel" and cfg.demodulate else {}
-    if not cfg.temporal:
-        return {"n_in": features.N_FEATURES, **extra}
-    if cfg.blend and cfg.model == "kernel":
-        return {"n_in": features.N_TEMPORAL_RAW, "blend": True, **extra}
-    return {"n_in": features.N_TEMPORAL, **extra}
-
-
 class LiveLoop:
     """render -> submit (or train_now in sync mode) -> denoise -> metrics, one call of `step` per frame.
 
@@ -105,7 +95,7 @@ class LiveLoop:
 
         torch.manual_seed(cfg.seed)
         self.flicker = FlickerMeter(cfg.exposure)
-        self._build_networks()
+        self._build_networks(warm=cfg.init == "warm" and not cfg.load)  # --load wins over --init
         if cfg.load:
             self.trainer.load(cfg.load)
         self.frame = 0  # frames rendered so far; drives the renderer's seeds (never reused)
@@ -114,10 +104,15 @@ class LiveLoop:
             for t in self.trainers:
                 t.start()
 
-    def _build_networks(self) -> None:
-        """Fresh networks, trainers and denoisers of cfg.model (+ the temporal accumulator when cfg.temporal)."""
+    def _build_networks(self, warm: bool) -> None:
+        """New networks, trainers and denoisers of cfg.model (+ the temporal accumulator when cfg.temporal), from the
+        warm start when `warm` and it fits (else freshly initialised, with a notice on stderr)."""
         cfg = self.cfg
         net = models.build(cfg.model, **model_inputs(cfg))
+        notice = warm_start.load_into(net) if warm else None
+        self.warm = warm and notice is None  # the viewer says which start a switch got
+        if notice:
+            print(notice, file=sys.stderr, flush=True)
         self.temporal = TemporalAccumulator(filter=cfg.resample, clamp=cfg.clamp) if cfg.temporal else None
         self.denoiser = Denoiser.copy_of(net, self.device, cfg.exposure)
         self.trainer = OnlineTrainer(net, cfg, self.device, target="noisy", name="trainer")
@@ -129,7 +124,8 @@ class LiveLoop:
             self.clean_trainer = OnlineTrainer(clean_net, cfg, self.device, target="clean", name="clean-trainer")
 
     def set_denoiser(self, model: str, temporal: bool) -> None:
-        """Switch the model and/or temporal reuse: fresh networks (their inputs differ), trained from the next frame.
+        """Switch the model and/or temporal reuse: new networks (their inputs differ; the warm start where it fits
+        and cfg.init is 'warm'), trained from the next frame.
         Raises UserError for an unknown model or when the trainer does not stop in time (nothing changed then)."""
         if model not in models.MODEL_CHOICES:
             raise UserError(f"model must be one of {', '.join(models.MODEL_CHOICES)}, got {model!r}")
@@ -139,7 +135,7 @@ class LiveLoop:
         if not self.close(timeout=2.0):
             raise UserError("the trainer did not stop in time: try again")
         self.cfg.model, self.cfg.temporal = model, bool(temporal)
-        self._build_networks()
+        self._build_networks(warm=self.cfg.init == "warm")
         self.flicker.reset()
         if paused:
             self.trainer.pause()

@@ -199,7 +199,7 @@ class TrainingPanel:
 
     @staticmethod
     def _draw_model(v) -> None:
-        """Model and temporal reuse: changing either starts a fresh network."""
+        """Model and temporal reuse: changing either starts a new network (the warm start where it fits)."""
         cfg = v.loop.cfg
         names = list(MODEL_CHOICES)
         imgui.set_next_item_width(-110)
@@ -211,7 +211,8 @@ class TrainingPanel:
             imgui.set_tooltip("accumulate each noisy image over frames in its own reprojected history")
         if (changed and model != cfg.model) or t_changed:
             if v.attempt("switch model", lambda: (v.loop.set_denoiser(model, temporal), True)[1]):
-                v.messages.info(f"fresh '{model}' network, temporal {'on' if temporal else 'off'}")
+                start = "warm-started" if v.loop.warm else "fresh"
+                v.messages.info(f"{start} '{model}' network, temporal {'on' if temporal else 'off'}")
 
 
 class ReferencePanel:
