@@ -1,0 +1,87 @@
+"""What the temporal kernel network reads and learns from (models/kernel.py blend and demodulate,
+features.network_input with the raw frame, batch.frame_tensors with raw targets)."""
+import pytest
+import torch
+
+from n2n_live import features
+from n2n_live.live.batch import frame_tensors
+from n2n_live.models.kernel import KernelPredictingNet
+
+pytestmark = pytest.mark.numeric
+
+H, W = 16, 24
+
+
+def images(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    hist, raw = torch.rand(H, W, 3, generator=g) * 2, torch.rand(H, W, 3, generator=g) * 2
+    albedo, normal = torch.rand(H, W, 3, generator=g), torch.rand(H, W, 3, generator=g) * 2 - 1
+    return hist, raw, albedo, normal
+
+
+def blend_net(**kw):
+    torch.manual_seed(0)
+    return KernelPredictingNet(features.N_TEMPORAL_RAW, trunk="small", width=8, blend=True, **kw)
+
+
+def test_the_blend_network_reads_this_frames_raw_colour_beside_the_history():
+    hist, raw, albedo, normal = images()
+    net = blend_net()
+    x = features.network_input(net, hist, albedo, normal, history=torch.full((H, W, 1), 3.0), raw=raw)
+    assert x.shape == (1, 13 + 6, H, W)
+    assert torch.allclose(x[0, 13:16], hist.permute(2, 0, 1)) and torch.allclose(x[0, 16:19], raw.permute(2, 0, 1))
+    assert torch.allclose(x[0, 10:13] + 0.5, features.T(raw).permute(2, 0, 1))
+    one = features.network_input(net, hist, albedo, normal)  # a single image: its own raw frame, one frame
+    assert torch.equal(one[0, 13:16], one[0, 16:19]) and float(one[0, 9].mean()) == 0.5
+
+
+@pytest.mark.parametrize("logit, source", [(30.0, "history"), (-30.0, "raw")])
+def test_the_blend_weight_picks_between_history_and_raw(logit, source):
+    hist, raw, albedo, normal = images()
+    net = blend_net()
+    with torch.no_grad():
+        net.trunk.dec_conv1b.bias[-1] = logit
+        net.trunk.dec_conv1b.weight[-1].zero_()
+    x = features.network_input(net, hist, albedo, normal, history=torch.full((H, W, 1), 2.0), raw=raw)
+    picked = (hist if source == "history" else raw).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        assert torch.allclose(net(x), net.filter(picked, net.kernels(x)), atol=1e-5)
+
+
+def test_the_blend_weight_learns_from_the_loss():
+    hist, raw, albedo, normal = images()
+    net = blend_net()
+    x = features.network_input(net, hist, albedo, normal, history=torch.full((H, W, 1), 2.0), raw=raw)
+    net(x).sum().backward()
+    assert float(net.trunk.dec_conv1b.weight.grad[-1].abs().sum()) > 0
+
+
+def test_raw_targets_are_the_other_streams_own_frame():
+    hist_a, raw_a, albedo, normal = images(0)
+    hist_b, raw_b, _, _ = images(1)
+    net = blend_net()
+    history = torch.full((H, W, 1), 2.0)
+    _, t_hist = frame_tensors(net, hist_a, hist_b, albedo, normal, history=history, raw=(raw_a, raw_b))
+    inputs, t_raw = frame_tensors(net, hist_a, hist_b, albedo, normal, history=history, raw=(raw_a, raw_b),
+                                  raw_targets=True)
+    assert torch.equal(t_hist[0], hist_b.permute(2, 0, 1)) and torch.equal(t_hist[1], hist_a.permute(2, 0, 1))
+    assert torch.equal(t_raw[0], raw_b.permute(2, 0, 1)) and torch.equal(t_raw[1], raw_a.permute(2, 0, 1))
+    assert torch.equal(inputs[0, 16:19], raw_a.permute(2, 0, 1))  # each input reads its own stream's frame
+
+
+def test_demodulation_keeps_texture_that_a_blurring_filter_would_lose():
+    # constant irradiance times a checkerboard albedo: filtering irradiance and remodulating keeps the checkerboard
+    # (up to the small offset that keeps black albedo finite)
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    albedo = (0.2 + 0.6 * ((yy + xx) % 2).float())[..., None].expand(H, W, 3).contiguous()
+    colour = 0.7 * albedo
+    normal = torch.zeros(H, W, 3)
+    normal[..., 2] = 1.0
+    err = {}
+    for demodulate in (True, False):
+        torch.manual_seed(0)
+        net = KernelPredictingNet(features.N_FEATURES, trunk="small", width=8, demodulate=demodulate)
+        with torch.no_grad():
+            out = net(features.network_input(net, colour, albedo, normal))[0].permute(1, 2, 0)
+        err[demodulate] = float((out - colour).abs().mean())
+    assert err[True] < 0.1 * err[False] and err[False] > 0.1, err
