@@ -16,15 +16,18 @@ EDGE = (0.02, 0.9)  # |mean normal| strictly between these: the pixel mixes surf
 # plane lie on the plane whatever the sample positions, and nearly coplanar surfaces can differ wildly in radiance
 # (the Cornell box's light hangs 1 cm below the white ceiling, same normal, same albedo).
 PLANE_TOL = 0.001
+SHAPE_TOL = 1e-3  # pixel-averaged shape indices: equal on one shape, fractional (and varying) where shapes meet
 
 
 @dataclass
 class Geometry:
-    """What one frame's camera sees: its camera, world-space position (H, W, 3) and shading normal (H, W, 3)."""
+    """What one frame's camera sees: its camera, world-space position (H, W, 3), shading normal (H, W, 3) and,
+    when the renderer gave it, the pixel-averaged shape index (H, W)."""
 
     camera: object
     position: torch.Tensor
     normal: torch.Tensor
+    shape_index: torch.Tensor | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -95,7 +98,9 @@ def reproject(prev_values: torch.Tensor, prev: Geometry, cur: Geometry, plane_to
 
     Each pixel's world point is projected into the previous view and read with bilinear weights from the 4 nearest
     previous pixels; a tap counts only when it saw the same surface: both hit (or both saw nothing), the tap lies
-    within `plane_tol` x distance of this pixel's tangent plane, and the normals agree (cos >= `normal_cos`).
+    within `plane_tol` x distance of this pixel's tangent plane, the normals agree (cos >= `normal_cos`) and, where
+    both frames have one, the shape index is the same (a light and the ceiling it hangs under share a plane, a
+    normal and often an albedo; one bilinear tap of the light put into a ceiling pixel costs ~10 dB there).
     Weights are renormalised over the taps that count; pixels with none (disocclusions, off-screen, silhouette
     pixels) are invalid and their values 0.
 
@@ -124,6 +129,9 @@ def reproject(prev_values: torch.Tensor, prev: Geometry, cur: Geometry, plane_to
     prev_origin = torch.as_tensor(prev.camera.origin, dtype=torch.float32, device=dev)
     dist = (pts - prev_origin).norm(dim=-1)
     vals = prev_values.reshape(-1, prev_values.shape[-1]).float()
+    shapes = None
+    if prev.shape_index is not None and cur.shape_index is not None:
+        shapes = prev.shape_index.to(dev).float().reshape(-1), cur.shape_index.to(dev).float()
 
     def tap(dx: int, dy: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(values (H, W, C), counts (H, W)) of the previous pixel at (x0 + dx, y0 + dy)."""
@@ -134,6 +142,8 @@ def reproject(prev_values: torch.Tensor, prev: Geometry, cur: Geometry, plane_to
         t_pts, t_n = prev_pts[idx].view(h, w, 3), prev_n[idx].view(h, w, 3)
         plane = ((t_pts - pts) * n_cur).sum(-1).abs() <= plane_tol * dist
         same = torch.where(cur_hit, t_hit & plane & ((t_n * n_cur).sum(-1) >= normal_cos), ~t_hit)
+        if shapes is not None:
+            same &= (shapes[0][idx].view(h, w) - shapes[1]).abs() < SHAPE_TOL
         return vals[idx].view(h, w, -1), inside & same & ~t_edge & ~cur_edge
 
     acc = torch.zeros(h, w, vals.shape[-1], device=dev)

@@ -45,6 +45,8 @@ class FramePair:
     seeds: the Mitsuba seeds of noisy_a and noisy_b. render_ms: wall time of the whole call.
     position: (H, W, 3) world-space position of what the pixel sees, averaged over the pixel (0 where nothing is
     hit), from the same cheap pass as albedo and normal: what temporal reprojection needs.
+    shape: (2, H, W) Mitsuba's shape index averaged over each pixel's samples of noisy_a and of noisy_b (the same
+    pixel positions as those images; fractional where shapes meet).
     """
 
     noisy_a: torch.Tensor
@@ -55,6 +57,7 @@ class FramePair:
     seeds: tuple[int, int]
     render_ms: float
     position: torch.Tensor | None = None
+    shape: torch.Tensor | None = None
 
 
 class PathTracer:
@@ -77,6 +80,10 @@ class PathTracer:
         self._sensor_params = mi.traverse(self._scene.sensors()[0])
         self._colour = loaded.integrator if loaded.integrator is not None else self._scene.integrator()
         self._features = mi.load_dict({"type": "aov", "aovs": AOVS})
+        # Rendered with a colour image's seed and spp, an aov pass draws the same pixel positions as that image: its
+        # shape index says which surfaces that image's samples saw (temporal reprojection keeps an emitter's border
+        # out of the ceiling's history with it; the shared features pass draws other positions).
+        self._shapes = mi.load_dict({"type": "aov", "aovs": "shp:shape_index"})
         self._camera_key = None
         self._fov = None
         self._references: OrderedDict = OrderedDict()
@@ -151,11 +158,13 @@ class PathTracer:
         a = self._render(self._colour, self.spp, seed_a)
         b = self._render(self._colour, self.spp, seed_b)
         f = self._render(self._features, self.spp, feature_seed)
-        self._finish(a, b, f)
+        sa, sb = (self._render(self._shapes, self.spp, s) for s in (seed_a, seed_b))
+        self._finish(a, b, f, sa, sb)
         a, b, f = self._to_torch(a)[..., :3], self._to_torch(b)[..., :3], self._to_torch(f)
+        shape = torch.stack([self._to_torch(sa)[..., 0], self._to_torch(sb)[..., 0]])
         albedo, normal, position = _split_features(f)
         render_ms = (time.perf_counter() - t0) * 1000.0
-        return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms, position)
+        return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms, position, shape)
 
     def render_reference(
         self, cam: Camera, spp: int, chunk_spp: int = 64, first_seed: int | None = None

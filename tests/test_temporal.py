@@ -124,8 +124,8 @@ def test_histories_accumulate_each_stream_alone_and_stay_uncorrelated():
         g = wall(cam)
         a, b = _noisy_pair(rng, clean)
         out = acc.update(_Pair(a, b, g, f), cam)
-    assert out.history.max() == 8 and out.history.shape == (H, W, 1)
-    inner = out.history[..., 0] == 8  # pixels that kept their history for the last 8 frames
+    assert out.history.max() == 8 and out.history.shape == (2, H, W, 1)  # per stream: A, B
+    inner = (out.history[..., 0] == 8).all(dim=0)  # pixels that kept both histories for the last 8 frames
     assert inner.float().mean() > 0.9
     ra, rb = out.noisy_a[inner] - 2.0, out.noisy_b[inner] - 2.0
     assert ra.std() < 0.6 * 0.3 and rb.std() < 0.6 * 0.3  # averaging reduced the noise of each stream
@@ -216,3 +216,24 @@ def test_silhouette_pixels_are_rejected():
     for prev, cur in ((g, Geometry(cam, pos, turned)), (Geometry(cam, pos, turned), g)):
         _, valid = reproject(pattern(), prev, cur)
         assert not valid[:, 10].any() and valid[:, clean].all()
+
+
+def test_each_streams_shape_index_keeps_another_surface_out_of_its_history():
+    # a light hanging in the ceiling's plane (same position plane, same normal): only the shape index tells them
+    # apart. Stream A's samples saw the light in column 10 of the previous frame, B's did not.
+    cam = cam_at()
+    prev, cur = wall(cam), wall(cam_at(-0.5 * footprint(cam)))
+    ceiling = torch.zeros(H, W)
+    shape_a = ceiling.clone()
+    shape_a[:, 10] = 1.0
+    acc = TemporalAccumulator()
+    a = torch.ones(H, W, 3)
+    a[:, 10] = 50.0
+    first = _Pair(a, torch.ones(H, W, 3), prev, 0)
+    first.shape = torch.stack([shape_a, ceiling])
+    acc.update(first, cam)
+    second = _Pair(torch.ones(H, W, 3), torch.ones(H, W, 3), cur, 1)
+    second.shape = torch.stack([ceiling, ceiling])
+    out = acc.update(second, cur.camera)
+    assert float(out.noisy_a.max()) == 1.0  # no light leaked into A's ceiling
+    assert (out.history == 2).float().mean() > 0.9  # the ceiling itself kept its history

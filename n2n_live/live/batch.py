@@ -24,8 +24,9 @@ def frame_tensors(net, colour_a, colour_b, albedo, normal, exposure: float = 1.0
     a network that takes it, and the targets when `raw_targets` (unbiased, where a history lags the camera)."""
     raw_a, raw_b = raw if raw is not None else (None, None)
     with torch.no_grad():
-        a, b = (features.network_input(net, c, albedo, normal, exposure, history, r)
-                for c, r in ((colour_a, raw_a), (colour_b, raw_b)))
+        hist_a, hist_b = (history[0], history[1]) if history is not None and history.dim() == 4 else (history,) * 2
+        a, b = (features.network_input(net, c, albedo, normal, exposure, h, r)
+                for c, r, h in ((colour_a, raw_a, hist_a), (colour_b, raw_b, hist_b)))
         if reference is not None:
             ta = tb = features.target(reference)
         elif raw_targets and raw is not None:

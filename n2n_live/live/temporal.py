@@ -30,8 +30,8 @@ from ..reprojection import PLANE_TOL, Geometry, reproject
 
 @dataclass
 class TemporalPair:
-    """A FramePair whose colours are the per-stream histories. `history`: frames accumulated per pixel (H, W, 1);
-    `raw`: the frame's own FramePair (what was rendered this frame)."""
+    """A FramePair whose colours are the per-stream histories. `history`: frames accumulated per pixel and stream,
+    (2, H, W, 1) [A, B]; `raw`: the frame's own FramePair (what was rendered this frame)."""
 
     noisy_a: torch.Tensor
     noisy_b: torch.Tensor
@@ -56,14 +56,15 @@ class TemporalAccumulator:
     """
 
     def __init__(self, max_history: int = 4, plane_tol: float = PLANE_TOL, normal_cos: float = 0.9,
-                 reset_below: float = 0.25, filter: str = "bilinear", clamp: bool = False):
+                 reset_below: float = 0.25, filter: str = "bilinear", clamp: bool = False, space: str = "linear"):
         if max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")
         self.max_history = int(max_history)
         self.plane_tol, self.normal_cos, self.reset_below = float(plane_tol), float(normal_cos), float(reset_below)
         self.filter = filter
         self.clamp = bool(clamp)
-        self._prev: tuple[Geometry, torch.Tensor] | None = None
+        self.space = space
+        self._prev: tuple[list[Geometry], list[torch.Tensor]] | None = None  # per stream
         self.resets = 0  # camera jumps detected
         self.valid_fraction = 0.0  # of the last update
 
@@ -75,31 +76,44 @@ class TemporalAccumulator:
         position = getattr(pair, "position", None)
         if position is None:
             raise ValueError("temporal reuse needs the renderer's position AOV (FramePair.position)")
-        geom = Geometry(camera, position.float(), pair.normal.float())
-        a = sanitize(pair.noisy_a.float()).clamp(min=0.0)
-        b = sanitize(pair.noisy_b.float()).clamp(min=0.0)
-        fresh = torch.cat([a, b, torch.ones_like(a[..., :1])], dim=-1)  # A | B | n
-        state = fresh
+        shapes = getattr(pair, "shape", None)  # (2, H, W): each stream's own shape index, from its own samples
+        geoms = [Geometry(camera, position.float(), pair.normal.float(),
+                          None if shapes is None else shapes[k].float()) for k in (0, 1)]
+        raws = [sanitize(c.float()).clamp(min=0.0) for c in (pair.noisy_a, pair.noisy_b)]
+        states = [torch.cat([r, torch.ones_like(r[..., :1])], dim=-1) for r in raws]  # colour | n, per stream
         valid_fraction = 0.0
-        if self._prev is not None and self._prev[0].shape == geom.shape:
-            prev_geom, prev_state = self._prev
-            old, valid = reproject(prev_state, prev_geom, geom, self.plane_tol, self.normal_cos, self.filter)
-            valid_fraction = float(valid.float().mean())
+        if self._prev is not None and self._prev[0][0].shape == geoms[0].shape:
+            carried = [self._carry(prev_state, prev_geom, geom, raw)
+                       for prev_state, prev_geom, geom, raw in zip(self._prev[1], self._prev[0], geoms, raws)]
+            valid_fraction = sum(float(valid.float().mean()) for _, valid in carried) / 2
             if valid_fraction >= self.reset_below:
-                if self.clamp:
-                    old = torch.cat([neighbourhood_clamp(old[..., :3], a), neighbourhood_clamp(old[..., 3:6], b),
-                                     old[..., 6:]], dim=-1)
-                n = torch.where(valid, torch.clamp(old[..., 6] + 1.0, max=float(self.max_history)),
-                                torch.ones_like(old[..., 6]))[..., None]
-                alpha = 1.0 / n
-                state = torch.cat([(1 - alpha) * old[..., :6] + alpha * fresh[..., :6], n], dim=-1)
+                states = [self._accumulate(old, valid, fresh) for (old, valid), fresh in zip(carried, states)]
             else:
                 self.resets += 1
         self.valid_fraction = valid_fraction
-        self._prev = (geom, state)
-        return TemporalPair(state[..., 0:3].contiguous(), state[..., 3:6].contiguous(), pair.albedo, pair.normal,
-                            pair.frame, getattr(pair, "seeds", ()), getattr(pair, "render_ms", float("nan")),
-                            state[..., 6:7].contiguous(), position, pair)
+        self._prev = (geoms, states)
+        (ha, na), (hb, nb) = ((st[..., :3].contiguous(), st[..., 3:4]) for st in states)
+        return TemporalPair(ha, hb, pair.albedo, pair.normal, pair.frame, getattr(pair, "seeds", ()),
+                            getattr(pair, "render_ms", float("nan")), torch.stack([na, nb]), position, pair)
+
+    def _carry(self, prev_state, prev_geom, geom, raw):
+        """One stream's history (colour | n) brought into this view, clamped by its own raw frame when asked."""
+        enc = prev_state
+        if self.space == "reinhard":
+            enc = torch.cat([prev_state[..., :3] / (1 + prev_state[..., :3]), prev_state[..., 3:]], -1)
+        old, valid = reproject(enc, prev_geom, geom, self.plane_tol, self.normal_cos, self.filter)
+        if self.space == "reinhard":
+            c = old[..., :3].clamp(0, 1 - 1e-6)
+            old = torch.cat([c / (1 - c), old[..., 3:]], -1)
+        if self.clamp:
+            old = torch.cat([neighbourhood_clamp(old[..., :3], raw), old[..., 3:]], dim=-1)
+        return old, valid
+
+    def _accumulate(self, old, valid, fresh):
+        n = torch.where(valid, torch.clamp(old[..., 3] + 1.0, max=float(self.max_history)),
+                        torch.ones_like(old[..., 3]))[..., None]
+        alpha = 1.0 / n
+        return torch.cat([(1 - alpha) * old[..., :3] + alpha * fresh[..., :3], n], dim=-1)
 
 
 def neighbourhood_clamp(history: torch.Tensor, raw: torch.Tensor, radius: int = 1) -> torch.Tensor:
