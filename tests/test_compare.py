@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pytest
 import torch
 
 from n2n_live.commands import compare
@@ -125,3 +126,15 @@ def test_the_table_puts_oidn_same_samples_and_the_history_beside_each_figure():
     cells = dict(zip(head, (c.strip() for c in lines[2].strip("|").split("|"))))
     assert cells["PSNR @10"] == "40.00 (OIDN 38.00, same 39.00, hist 35.00, in 30.00)"
     assert (cells["OIDN last"], cells["OIDN same last"], cells["history last"]) == ("38.00", "39.00", "35.00")
+
+
+def test_a_variants_settings_reach_its_configuration_and_a_wrong_one_is_one_line():
+    from n2n_live.errors import UserError
+
+    assert compare.parse_variant("paper") == ("paper", {"temporal": False})
+    model, overrides = compare.parse_variant("kernel+temporal+target=history+blend=off+resample=catmull-rom")
+    assert model == "kernel" and overrides == {"temporal": True, "temporal_target": "history", "blend": False,
+                                               "resample": "catmull-rom"}
+    for bad in ("kernel+target=clean", "kernel+blend", "kernel+speed=2", "unet+temporal"):
+        with pytest.raises(UserError, match="--variants"):
+            compare.parse_variant(bad)

@@ -63,7 +63,7 @@ def test_raw_targets_are_the_other_streams_own_frame():
     history = torch.full((H, W, 1), 2.0)
     _, t_hist = frame_tensors(net, hist_a, hist_b, albedo, normal, history=history, raw=(raw_a, raw_b))
     inputs, t_raw = frame_tensors(net, hist_a, hist_b, albedo, normal, history=history, raw=(raw_a, raw_b),
-                                  raw_targets=True)
+                                  temporal_target="raw")
     assert torch.equal(t_hist[0], hist_b.permute(2, 0, 1)) and torch.equal(t_hist[1], hist_a.permute(2, 0, 1))
     assert torch.equal(t_raw[0], raw_b.permute(2, 0, 1)) and torch.equal(t_raw[1], raw_a.permute(2, 0, 1))
     assert torch.equal(inputs[0, 16:19], raw_a.permute(2, 0, 1))  # each input reads its own stream's frame

@@ -49,13 +49,31 @@ COLUMNS = ["frame", "reference_floor", "psnr_input", "psnr_denoised", "psnr_oidn
 LAST_N = 10
 
 
-def parse_variant(text: str) -> tuple[str, bool]:
-    """'kernel' -> ('kernel', False); 'kernel+temporal' -> ('kernel', True)."""
-    parts = text.strip().split("+")
-    model, extras = parts[0], set(parts[1:])
-    if model not in MODEL_CHOICES or not extras <= {"temporal"}:
-        raise UserError(f"--variants: {text!r} is not MODEL[+temporal] with MODEL in {', '.join(MODEL_CHOICES)}")
-    return model, "temporal" in extras
+# A variant's optional settings, for ablations (LiveConfig fields; live/config.py says what each does)
+SETTINGS = {"target": ("temporal_target", ("raw", "history", "mix")), "blend": ("blend", ("on", "off")),
+            "demodulate": ("demodulate", ("on", "off")), "resample": ("resample", ("bilinear", "catmull-rom")),
+            "clamp": ("clamp", ("on", "off"))}
+
+
+def parse_variant(text: str) -> tuple[str, dict]:
+    """'kernel' -> ('kernel', {'temporal': False}); 'kernel+temporal+target=history+blend=off' -> ('kernel',
+    {'temporal': True, 'temporal_target': 'history', 'blend': False}): MODEL[+temporal][+SETTING=VALUE...]."""
+    parts = [p.strip() for p in text.strip().split("+")]
+    model, overrides = parts[0], {"temporal": False}
+    usage = (f"--variants: {text!r} is not MODEL[+temporal][+SETTING=VALUE...] with MODEL in "
+             f"{', '.join(MODEL_CHOICES)} and SETTING in {', '.join(SETTINGS)}")
+    if model not in MODEL_CHOICES:
+        raise UserError(usage)
+    for part in parts[1:]:
+        if part == "temporal":
+            overrides["temporal"] = True
+            continue
+        key, _, value = part.partition("=")
+        if key not in SETTINGS or value not in SETTINGS[key][1]:
+            raise UserError(usage + (f" ({key}: {' or '.join(SETTINGS[key][1])})" if key in SETTINGS else ""))
+        field = SETTINGS[key][0]
+        overrides[field] = value == "on" if SETTINGS[key][1] == ("on", "off") else value
+    return model, overrides
 
 
 def eval_frames(frames: int, last_n: int = LAST_N) -> list[int]:
@@ -132,7 +150,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = ArgumentParser(prog=PROG, description="Compare the online denoisers (and OIDN) on the same frames.")
     ap.add_argument("--scenes", type=nonempty, default=",".join(DEFAULT_SCENES),
                     help="comma-separated scene names or XML files")
-    ap.add_argument("--variants", type=nonempty, default=",".join(DEFAULT_VARIANTS), help="comma-separated MODEL[+temporal]")
+    ap.add_argument("--variants", type=nonempty, default=",".join(DEFAULT_VARIANTS), help="comma-separated MODEL[+temporal][+SETTING=VALUE...]; settings (ablations): target=raw|history|mix, "
+                    "blend=on|off, demodulate=on|off, resample=bilinear|catmull-rom, clamp=on|off")
     ap.add_argument("--size", type=size(), default=(128, 128), metavar="S|WxH",
                     help="frame size S or WxH (default 128, the CPU preset)")
     ap.add_argument("--frames", type=integer(1, 10**8), default=80, help="frames per fly-through (default 80)")
@@ -151,7 +170,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--out", type=path_arg, default=Path("out") / "compare")
     args = ap.parse_args(argv)
     args.width, args.height = args.size
-    args.variant_list = [parse_variant(v) for v in args.variants.split(",") if v.strip()]
+    args.labels = [v.strip() for v in args.variants.split(",") if v.strip()]
+    args.variant_list = [parse_variant(v) for v in args.labels]
     args.scene_list = [s.strip() for s in args.scenes.split(",") if s.strip()]
     if not args.variant_list or not args.scene_list:
         raise UserError(f"--{'variants' if not args.variant_list else 'scenes'}: names nothing")
@@ -194,9 +214,8 @@ def main(argv=None) -> None:
             print(f"{PROG}: {name}: rendered {args.frames} noisy pairs in {secs:.0f} s",
                   file=sys.stderr, flush=True)
             results[name] = {}
-            for model, temporal in args.variant_list:
-                label = model + ("+temporal" if temporal else "")
-                cfg = dataclasses.replace(base, model=model, temporal=temporal)
+            for (model, overrides), label in zip(args.variant_list, args.labels):
+                cfg = dataclasses.replace(base, model=model, **overrides)
                 t0 = time.monotonic()
                 rows = run_variant(cfg, pairs, args.out / f"{name}_{label}.csv")
                 s = summarise(rows)

@@ -17,11 +17,12 @@ from .. import features
 
 
 def frame_tensors(net, colour_a, colour_b, albedo, normal, exposure: float = 1.0, history=None,
-                  reference=None, raw=None, raw_targets: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                  reference=None, raw=None, temporal_target: str = "history") -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets), NCHW batches of two: index 0 = input A -> target B, index 1 = input B -> target A; with a
     `reference` both targets are the reference. Colours, albedo, normal (and history) are HWC tensors; `raw` is
     this frame's own (A, B) under temporal reuse (the colours are then the histories): read beside the history by
-    a network that takes it, and the targets when `raw_targets` (unbiased, where a history lags the camera)."""
+    a network that takes it, and the targets when `temporal_target` is "raw" (unbiased where a history lags the
+    camera), or half of each with "mix"."""
     raw_a, raw_b = raw if raw is not None else (None, None)
     with torch.no_grad():
         hist_a, hist_b = (history[0], history[1]) if history is not None and history.dim() == 4 else (history,) * 2
@@ -29,8 +30,10 @@ def frame_tensors(net, colour_a, colour_b, albedo, normal, exposure: float = 1.0
                 for c, r, h in ((colour_a, raw_a, hist_a), (colour_b, raw_b, hist_b)))
         if reference is not None:
             ta = tb = features.target(reference)
-        elif raw_targets and raw is not None:
+        elif temporal_target == "raw" and raw is not None:
             ta, tb = features.target(raw_b), features.target(raw_a)
+        elif temporal_target == "mix" and raw is not None:
+            ta, tb = (0.5 * (features.target(r) + features.target(h)) for r, h in ((raw_b, colour_b), (raw_a, colour_a)))
         else:
             ta, tb = features.target(colour_b), features.target(colour_a)
         inputs = torch.cat([a, b]).contiguous(memory_format=torch.channels_last)

@@ -16,10 +16,12 @@ from renderer.scene import check_spec
 from .. import features
 from ..errors import UserError
 from ..models import MODEL_CHOICES
+from ..reprojection import FILTERS
 from .warm_start import INIT_CHOICES
 from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, resolve_device
 
 COMPARE_CHOICES = ("clean", "oidn")
+TEMPORAL_TARGETS = ("raw", "history", "mix")
 
 
 @dataclass
@@ -120,15 +122,17 @@ class LiveConfig:
     denoise on the histories; the network gets the history length as a 10th input channel. On by default (with the
     kernel model it won n2n-compare and flickers less than OIDN); off for the paper's setting."""
 
-    temporal_target: str = "history"
-    """Under temporal reuse, what a stream is trained towards: the other stream's 'history' or its 'raw' frame."""
+    temporal_target: str = "raw"
+    """Under temporal reuse, what a stream is trained towards: the other stream's 'raw' frame (unbiased: a history
+    lags where the camera moves, and a network trained towards it learns the lag), its 'history' (less noisy,
+    biased where the camera moves) or a 'mix' of the two (docs/benchmarks.md compares them)."""
 
-    blend: bool = False
-    """Under temporal reuse (kernel model): read this frame's raw colour beside the history and blend the two by
-    a per-pixel weight the network predicts."""
+    blend: bool = True
+    """Under temporal reuse (kernel model): read this frame's raw colour beside the history and blend the two by a
+    per-pixel weight the network predicts, so that where the history is worse than this frame it can be ignored."""
 
-    demodulate: bool = False
-    """Kernel model: filter colour / albedo and multiply the albedo back (texture detail is not blurred)."""
+    demodulate: bool = True
+    """Kernel model: filter colour / albedo and multiply the albedo back, so texture is not blurred."""
 
     clamp: bool = False
     """Clamp each reprojected history into its own stream's raw 3x3 neighbourhood range (temporal.py)."""
@@ -161,6 +165,10 @@ class LiveConfig:
             raise UserError(f"--init must be one of {', '.join(INIT_CHOICES)}, got {self.init!r}")
         if self.model not in MODEL_CHOICES:
             raise UserError(f"--model must be one of {', '.join(MODEL_CHOICES)}, got {self.model!r}")
+        for name, value, choices in (("temporal_target", self.temporal_target, TEMPORAL_TARGETS),
+                                     ("resample", self.resample, FILTERS)):
+            if value not in choices:
+                raise UserError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         resolve_device(self.device)  # the same one line as every other command's --device
         self.compare = tuple(self.compare)
         bad = [c for c in self.compare if c not in COMPARE_CHOICES]

@@ -56,14 +56,13 @@ class TemporalAccumulator:
     """
 
     def __init__(self, max_history: int = 4, plane_tol: float = PLANE_TOL, normal_cos: float = 0.9,
-                 reset_below: float = 0.25, filter: str = "bilinear", clamp: bool = False, space: str = "linear"):
+                 reset_below: float = 0.25, filter: str = "bilinear", clamp: bool = False):
         if max_history < 1:
             raise ValueError(f"max_history must be >= 1, got {max_history}")
         self.max_history = int(max_history)
         self.plane_tol, self.normal_cos, self.reset_below = float(plane_tol), float(normal_cos), float(reset_below)
         self.filter = filter
         self.clamp = bool(clamp)
-        self.space = space
         self._prev: tuple[list[Geometry], list[torch.Tensor]] | None = None  # per stream
         self.resets = 0  # camera jumps detected
         self.valid_fraction = 0.0  # of the last update
@@ -98,13 +97,7 @@ class TemporalAccumulator:
 
     def _carry(self, prev_state, prev_geom, geom, raw):
         """One stream's history (colour | n) brought into this view, clamped by its own raw frame when asked."""
-        enc = prev_state
-        if self.space == "reinhard":
-            enc = torch.cat([prev_state[..., :3] / (1 + prev_state[..., :3]), prev_state[..., 3:]], -1)
-        old, valid = reproject(enc, prev_geom, geom, self.plane_tol, self.normal_cos, self.filter)
-        if self.space == "reinhard":
-            c = old[..., :3].clamp(0, 1 - 1e-6)
-            old = torch.cat([c / (1 - c), old[..., 3:]], -1)
+        old, valid = reproject(prev_state, prev_geom, geom, self.plane_tol, self.normal_cos, self.filter)
         if self.clamp:
             old = torch.cat([neighbourhood_clamp(old[..., :3], raw), old[..., 3:]], dim=-1)
         return old, valid

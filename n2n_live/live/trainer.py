@@ -74,7 +74,7 @@ class OnlineTrainer:
         self.target = target
         self.name = name
         self.exposure = float(getattr(cfg, "exposure", 1.0))
-        self.raw_targets = getattr(cfg, "temporal_target", "history") == "raw"
+        self.temporal_target = getattr(cfg, "temporal_target", "history")
         self.iters_per_frame = int(cfg.iters_per_frame)
         """Iterations per submitted frame; may be changed at run time (read when a frame starts)."""
         self.crop = int(cfg.crop)
@@ -352,7 +352,7 @@ class OnlineTrainer:
             bad = sum(int((~torch.isfinite(t)).sum()) for t in raw)  # one host sync per frame
         self._frame = frame_tensors(
             self.net, sample.colour_a, sample.colour_b, sample.albedo, sample.normal, self.exposure, sample.history,
-            sample.reference if self.target == "clean" else None, sample.raw, self.raw_targets)
+            sample.reference if self.target == "clean" else None, sample.raw, self.temporal_target)
         self._left = self.iters_per_frame
         self._frame_losses = []
         self._frame_ms = 0.0
