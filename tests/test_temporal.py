@@ -160,7 +160,7 @@ def test_live_loop_with_kernel_model_and_temporal_reuse():
     cfg = LiveConfig(scene="cornell-box", width=32, height=32, crop=32, iters_per_frame=1, sync=True, lr=1e-3,
                      reference_spp=16, model="kernel", temporal=True, device="cpu")
     with LiveLoop(cfg) as loop:
-        assert isinstance(loop.trainer.net, KernelPredictingNet) and loop.trainer.net.n_in == 10
+        assert isinstance(loop.trainer.net, KernelPredictingNet) and loop.trainer.net.n_in == 13 and loop.trainer.net.blend
         r0, r1 = loop.step(), loop.step()
         assert r1.pair.seeds != r0.pair.seeds and r1.pair.position.shape == (32, 32, 3)  # the rendered pair
         assert loop.temporal.valid_fraction > 0.5  # a smooth fly-through keeps most of its history

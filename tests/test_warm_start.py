@@ -135,7 +135,7 @@ def test_the_recipe_never_renders_a_reference_and_writes_loadable_weights(tmp_pa
     net = models.build(LiveConfig().model, **model_inputs(LiveConfig()))
     assert warm_start.load_into(net) is None and same(net.state_dict(), state["net"])
     # the live default changed since: the run folder must not resume the old network
-    monkeypatch.setattr(live_config, "LiveConfig", lambda: LiveConfig(blend=True))
+    monkeypatch.setattr(live_config, "LiveConfig", lambda: LiveConfig(blend=False))
     with pytest.raises(UserError, match="another network"):
         recipe.run(argv)
 

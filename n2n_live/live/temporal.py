@@ -1,15 +1,19 @@
 """Temporal reuse: each noisy stream accumulates over frames in its own history, reprojected with the camera.
 
-    pair (noisy A, noisy B, albedo, normal, position) + camera
-      -> reproject last frame's histories into this view (known camera motion, per-pixel world position)
+    pair (noisy A, noisy B, albedo, normal, position, each stream's shape index) + camera
+      -> reproject each stream's last history into this view (known camera motion, per-pixel world position)
       -> reject history where the geometry disagrees (disocclusion: plane-distance and normal tests, off-screen,
-         silhouette pixels)
-      -> hist_X = lerp(reprojected hist_X, noisy X, 1/n), n = frames accumulated, clamped at `max_history`
-      -> a TemporalPair: the same fields as a FramePair, colours replaced by the histories, plus `history` (n)
+         silhouette pixels, and a shape index other than the one this stream's own samples saw)
+      -> hist_X = lerp(reprojected hist_X, noisy X, 1/n), n = frames accumulated per stream, clamped at
+         `max_history`
+      -> a TemporalPair: the same fields as a FramePair, colours replaced by the histories, plus `history` (n per
+         stream) and `raw` (this frame's own pair, which the default network reads beside the history and trains
+         towards)
 
 History A only ever receives image A's samples and history B only image B's: the two stay independent noisy
 estimates of the same image, which is what keeps Noise2Noise valid (test_temporal checks their noise is
-uncorrelated). The rejection tests read only geometry (position, normal), never colour, for the same reason.
+uncorrelated). The rejection tests read only geometry (position, normal) and each stream's own shape index,
+never colour, for the same reason.
 Histories reset on a new scene (`reset()`), on a new frame size, and on a camera jump (too few pixels survive).
 
 Reprojection itself (camera geometry, disocclusion tests) is n2n_live/reprojection.py, shared with the flicker
