@@ -2,7 +2,9 @@
 
 Adam with the paper's settings (beta1 0.9, beta2 0.99, eps 1e-8). A step whose loss or gradient is not finite
 (a NaN/Inf sample that slipped through, an overflow) is skipped and counted, so the weights never become
-non-finite.
+non-finite. With `spike_clip`, a step whose gradient norm exceeds that multiple of its running mean is scaled
+down to it (the live trainer's raw 8-spp targets carry fireflies, and one unclipped spike inflates Adam's second
+moment so much that learning stalls for hundreds of steps).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from torch import nn
 from .models.unet import run_padded
 
 LR_MC = 3e-4  # Monte Carlo denoising: "better stability" (Appendix A.2)
+SPIKE_EMA = 0.1  # weight of the newest (clipped) gradient norm in the running mean spike_clip compares with
 
 
 def rampdown_lr(step: int, total: int, base_lr: float, rampdown_fraction: float = 0.1) -> float:
@@ -39,6 +42,7 @@ class TrainStep:
         betas: tuple[float, float] = (0.9, 0.99),
         eps: float = 1e-8,
         amp: bool = False,
+        spike_clip: float | None = None,
     ):
         self.net = net
         self.loss_fn = loss_fn
@@ -46,6 +50,9 @@ class TrainStep:
         self.amp = amp
         self.steps = 0  # applied updates
         self.skipped = 0  # steps dropped because something was not finite
+        self.spike_clip = spike_clip
+        self.grad_mean: float | None = None  # running mean of the applied gradient norms (spike_clip)
+        self.clipped = 0  # steps scaled down by spike_clip
 
     @property
     def lr(self) -> float:
@@ -71,14 +78,27 @@ class TrainStep:
             self.opt.zero_grad(set_to_none=True)
             self.skipped += 1
             return None
+        if self.spike_clip is not None:
+            self._clip_spike(grad_value)
         self.opt.step()
         self.steps += 1
         return loss_value
 
+    def _clip_spike(self, norm: float) -> None:
+        mean = self.grad_mean
+        if mean is not None and norm > self.spike_clip * mean:
+            cap = self.spike_clip * mean
+            for p in self.net.parameters():
+                if p.grad is not None:
+                    p.grad.mul_(cap / norm)
+            norm, self.clipped = cap, self.clipped + 1
+        self.grad_mean = norm if mean is None else (1.0 - SPIKE_EMA) * mean + SPIKE_EMA * norm
+
     def state_dict(self) -> dict:
         """The optimiser's state and the step counters: what a checkpoint needs besides the network's weights
         (which `checkpoint.save_checkpoint` stores itself)."""
-        return {"opt": self.opt.state_dict(), "steps": self.steps, "skipped": self.skipped}
+        return {"opt": self.opt.state_dict(), "steps": self.steps, "skipped": self.skipped,
+                "grad_mean": self.grad_mean, "clipped": self.clipped}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore `state_dict()`'s optimiser state and counters (missing entries keep their fresh values)."""
@@ -86,3 +106,6 @@ class TrainStep:
             self.opt.load_state_dict(state["opt"])
         self.steps = int(state.get("steps", self.steps))
         self.skipped = int(state.get("skipped", self.skipped))
+        self.clipped = int(state.get("clipped", self.clipped))
+        if state.get("grad_mean") is not None:
+            self.grad_mean = float(state["grad_mean"])

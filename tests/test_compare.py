@@ -132,9 +132,9 @@ def test_a_variants_settings_reach_its_configuration_and_a_wrong_one_is_one_line
     from n2n_live.errors import UserError
 
     assert compare.parse_variant("paper") == ("paper", {"temporal": False})
-    model, overrides = compare.parse_variant("kernel+temporal+target=history+blend=off+resample=catmull-rom")
+    model, overrides = compare.parse_variant("kernel+temporal+target=history+blend=off+resample=catmull-rom+clip=off")
     assert model == "kernel" and overrides == {"temporal": True, "temporal_target": "history", "blend": False,
-                                               "resample": "catmull-rom"}
+                                               "resample": "catmull-rom", "spike_clip": False}
     for bad in ("kernel+target=clean", "kernel+blend", "kernel+speed=2", "unet+temporal"):
         with pytest.raises(UserError, match="--variants"):
             compare.parse_variant(bad)

@@ -52,7 +52,7 @@ LAST_N = 10
 # A variant's optional settings, for ablations (LiveConfig fields; live/config.py says what each does)
 SETTINGS = {"target": ("temporal_target", ("raw", "history", "mix")), "blend": ("blend", ("on", "off")),
             "demodulate": ("demodulate", ("on", "off")), "resample": ("resample", ("bilinear", "catmull-rom")),
-            "clamp": ("clamp", ("on", "off"))}
+            "clamp": ("clamp", ("on", "off")), "clip": ("spike_clip", ("on", "off"))}
 
 
 def parse_variant(text: str) -> tuple[str, dict]:

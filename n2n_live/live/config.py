@@ -137,6 +137,10 @@ class LiveConfig:
     clamp: bool = False
     """Clamp each reprojected history into its own stream's raw 3x3 neighbourhood range (temporal.py)."""
 
+    spike_clip: bool = True
+    """Scale a training step's gradient down to 2x the running mean of its norm (train_step.TrainStep): an 8-spp
+    target's firefly otherwise stalls Adam for hundreds of steps (docs/benchmarks.md: +2.3 dB on the Bitterli box)."""
+
     resample: str = "bilinear"
     """How histories are resampled into the new view: 'bilinear' or 'catmull-rom' (reprojection.reproject)."""
 

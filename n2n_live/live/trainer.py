@@ -36,6 +36,7 @@ from ..train_step import TrainStep
 from .batch import frame_tensors, training_batch
 
 BETAS = (0.9, 0.99)
+SPIKE_CLIP = 2.0  # gradient norm cap, as a multiple of its running mean (LiveConfig.spike_clip; docs/design-notes.md)
 LOSS_HISTORY = 10000  # steps of loss history kept for plots
 
 
@@ -80,6 +81,7 @@ class OnlineTrainer:
         self.crop = int(cfg.crop)
         """Crop side; may be changed at run time (read every step, clamped to the frame)."""
         self._lr = float(cfg.lr)
+        self._spike_clip = SPIKE_CLIP if getattr(cfg, "spike_clip", True) else None
         self._seed = int(getattr(cfg, "seed", 0))
         self._rng = random.Random(self._seed)
         self._step = self._new_step()
@@ -104,7 +106,7 @@ class OnlineTrainer:
         self._frame_losses: list[float] = []
         self._frame_t0 = 0.0
         self._frame_ms = 0.0
-        self._s = dict(steps=0, skipped=0, sanitized_frames=0, nonfinite_values=0, last_loss=float("nan"),
+        self._s = dict(steps=0, skipped=0, clipped=0, sanitized_frames=0, nonfinite_values=0, last_loss=float("nan"),
                        frame_loss=float("nan"), train_ms=float("nan"), frames_trained=0, frames_submitted=0,
                        frames_dropped=0, last_frame=-1)
         self._loss_history: collections.deque = collections.deque(maxlen=LOSS_HISTORY)
@@ -246,7 +248,7 @@ class OnlineTrainer:
 
     def _new_step(self) -> TrainStep:
         """A fresh optimiser for `net` at the current learning rate."""
-        return TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS)
+        return TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS, spike_clip=self._spike_clip)
 
     def _apply_reset(self) -> None:
         fresh = models.rebuild(self.net)
@@ -255,7 +257,7 @@ class OnlineTrainer:
         self._rng = random.Random(self._seed)
         self._direction = 0
         with self._stats_lock:
-            self._s.update(steps=0, skipped=0, last_loss=float("nan"), frame_loss=float("nan"))
+            self._s.update(steps=0, skipped=0, clipped=0, last_loss=float("nan"), frame_loss=float("nan"))
             self._loss_history.clear()
         self._publish()
 
@@ -274,7 +276,7 @@ class OnlineTrainer:
     # ---------------------------------------------------------------- stats
     @property
     def stats(self) -> dict:
-        """Snapshot: steps, skipped (non-finite steps dropped), sanitized_frames / nonfinite_values (NaN/Inf replaced),
+        """Snapshot: steps, skipped (non-finite steps dropped), clipped (gradient spikes scaled down), sanitized_frames / nonfinite_values (NaN/Inf replaced),
         last_loss, frame_loss (mean over the last trained frame), train_ms (last frame's training time),
         frames_trained/submitted/dropped, last_frame, version, lr, paused, loss_history [(step, loss)]."""
         with self._stats_lock:
@@ -379,6 +381,7 @@ class OnlineTrainer:
         with self._stats_lock:
             self._s["steps"] = self._step.steps
             self._s["skipped"] = self._step.skipped
+            self._s["clipped"] = self._step.clipped
             if loss is not None:
                 self._s["last_loss"] = loss
                 self._frame_losses.append(loss)
