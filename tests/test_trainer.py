@@ -10,12 +10,12 @@ import torch
 
 from n2n_live.checkpoint import nonfinite_tensors
 from n2n_live.live.batch import frame_tensors, training_batch
-from n2n_live.live.config import LiveConfig
+from n2n_live.live.config import SPIKE_CLIP, LiveConfig
 from n2n_live.live.denoiser import Denoiser
 from n2n_live.errors import UserError
 from n2n_live.metrics import psnr_hdr
 from n2n_live.models.unet import UNet
-from n2n_live.live.trainer import SPIKE_CLIP, OnlineTrainer
+from n2n_live.live.trainer import OnlineTrainer
 
 from conftest import wait_for
 
@@ -183,7 +183,8 @@ def test_runtime_changes_and_reset():
     tr.reset()
     assert tr.version == v + 1 and tr.stats["steps"] == 0
     assert tr._step.spike_clip == SPIKE_CLIP and "clipped" in tr.stats  # the fresh optimiser keeps the setting
-    assert OnlineTrainer(UNet(), cfg(spike_clip=False), "cpu")._step.spike_clip is None
+    for off in (cfg(spike_clip=False), cfg(model="paper")):  # the paper's model trains with the paper's Adam
+        assert OnlineTrainer(UNet(), off, "cpu")._step.spike_clip is None
     # reset while the thread runs is applied between two steps
     tr.start()
     tr.submit(make_pair(seed=4))

@@ -22,6 +22,7 @@ from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, res
 
 COMPARE_CHOICES = ("clean", "oidn")
 TEMPORAL_TARGETS = ("raw", "history", "mix")
+SPIKE_CLIP = 2.0  # gradient norm cap, as a multiple of its running mean (docs/design-notes.md)
 
 
 @dataclass
@@ -138,8 +139,9 @@ class LiveConfig:
     """Clamp each reprojected history into its own stream's raw 3x3 neighbourhood range (temporal.py)."""
 
     spike_clip: bool = True
-    """Scale a training step's gradient down to 2x the running mean of its norm (train_step.TrainStep): an 8-spp
-    target's firefly otherwise stalls Adam for hundreds of steps (docs/benchmarks.md: +2.3 dB on the Bitterli box)."""
+    """Scale a training step's gradient down to SPIKE_CLIP x the running mean of its norm (train_step.TrainStep; not
+    for the paper's model): an 8-spp target's firefly otherwise stalls Adam for hundreds of steps
+    (docs/benchmarks.md: +2.75 dB on the Bitterli box at 64x64)."""
 
     resample: str = "bilinear"
     """How histories are resampled into the new view: 'bilinear' or 'catmull-rom' (reprojection.reproject)."""
@@ -184,6 +186,12 @@ class LiveConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def spike_clip(cfg) -> float | None:
+    """The trainer's gradient-spike cap (train_step.TrainStep), or None: the paper's model keeps the paper's plain
+    Adam, so that `--model paper --temporal off --init none` stays the paper's online setting."""
+    return SPIKE_CLIP if cfg.spike_clip and cfg.model != "paper" else None
 
 
 def model_inputs(cfg) -> dict:

@@ -34,9 +34,9 @@ from ..checkpoint import network_from, read_checkpoint, save_checkpoint
 from ..losses import l_hdr
 from ..train_step import TrainStep
 from .batch import frame_tensors, training_batch
+from .config import spike_clip
 
 BETAS = (0.9, 0.99)
-SPIKE_CLIP = 2.0  # gradient norm cap, as a multiple of its running mean (LiveConfig.spike_clip; docs/design-notes.md)
 LOSS_HISTORY = 10000  # steps of loss history kept for plots
 
 
@@ -81,7 +81,7 @@ class OnlineTrainer:
         self.crop = int(cfg.crop)
         """Crop side; may be changed at run time (read every step, clamped to the frame)."""
         self._lr = float(cfg.lr)
-        self._spike_clip = SPIKE_CLIP if getattr(cfg, "spike_clip", True) else None
+        self._spike_clip = spike_clip(cfg)
         self._seed = int(getattr(cfg, "seed", 0))
         self._rng = random.Random(self._seed)
         self._step = self._new_step()
