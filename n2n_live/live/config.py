@@ -191,7 +191,8 @@ class LiveConfig:
 def spike_clip(cfg) -> float | None:
     """The trainer's gradient-spike cap (train_step.TrainStep), or None: the paper's model keeps the paper's plain
     Adam, so that `--model paper --temporal off --init none` stays the paper's online setting."""
-    return SPIKE_CLIP if cfg.spike_clip and cfg.model != "paper" else None
+    on = getattr(cfg, "spike_clip", True) and getattr(cfg, "model", "kernel") != "paper"  # the trainer takes any cfg
+    return SPIKE_CLIP if on else None
 
 
 def model_inputs(cfg) -> dict:
