@@ -51,12 +51,22 @@ def history_feature(history: torch.Tensor) -> torch.Tensor:
     return to_nchw(h).clamp(min=1.0).rsqrt() - 0.5
 
 
+def stream_emission(pair) -> torch.Tensor | None:
+    """Each stream's directly seen emission, (2, H, W, 3) [A, B], of a FramePair or of a TemporalPair's own frame;
+    None when the renderer gave none (renderer/tracer.py)."""
+    emission = getattr(pair, "emission", None)
+    return emission if emission is not None else getattr(getattr(pair, "raw", None), "emission", None)
+
+
 def network_input(net, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, exposure: float = 1.0,
-                  history: torch.Tensor | None = None, raw: torch.Tensor | None = None) -> torch.Tensor:
+                  history: torch.Tensor | None = None, raw: torch.Tensor | None = None,
+                  emission: torch.Tensor | None = None) -> torch.Tensor:
     """The whole NCHW input `net` takes: the 9 features (+ the history feature when `net.n_in` is 10 or more)
     (+ T(raw) - 0.5 when the network also reads this frame's raw colour beside the history, `net.n_in` 13) (+ the
     linear colour, then the linear raw colour, when the network filters them, models.linear_channels). Without a
-    history (a single image, e.g. n2n-denoise) the history feature is that of one frame and `raw` is `colour`."""
+    history (a single image, e.g. n2n-denoise) the history feature is that of one frame and `raw` is `colour`.
+    A kernel net that keeps emitters out of its filter (`net.emission`) takes the stream's directly seen emission
+    (HWC/NHWC linear) last; an image without one (a file) counts as emitting nothing."""
     x = assemble(colour, albedo, normal, exposure)
     parts = [x]
     n_in = getattr(net, "n_in", N_FEATURES)
@@ -73,4 +83,7 @@ def network_input(net, colour: torch.Tensor, albedo: torch.Tensor, normal: torch
         parts.append(target(colour))
         if reads_raw:
             parts.append(target(raw))
+    if getattr(net, "emission", False):
+        emitted = torch.zeros_like(x[:, :3]) if emission is None else target(torch.as_tensor(emission).to(x.device))
+        parts.append(emitted.expand_as(x[:, :3]))
     return torch.cat(parts, dim=1) if len(parts) > 1 else x

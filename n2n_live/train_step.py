@@ -8,6 +8,7 @@ moment so much that learning stalls for hundreds of steps).
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Callable
 
@@ -109,3 +110,36 @@ class TrainStep:
         self.clipped = int(state.get("clipped", self.clipped))
         if state.get("grad_mean") is not None:
             self.grad_mean = float(state["grad_mean"])
+
+
+class WeightAverage:
+    """A running average of a network's weights (Polyak averaging), what the live trainer publishes: one step on a
+    firefly-ridden 8-spp target then moves the published network by (1 - decay) of the step. decay None: the last
+    step's weights. `update(net)` folds the current weights in and returns a private copy of the average;
+    `network(net)` is a copy of `net` holding it; `restart()` makes the next update start afresh (a reset, a load)."""
+
+    def __init__(self, decay: float | None):
+        self.decay = decay
+        self.state: dict | None = None
+
+    def restart(self) -> None:
+        self.state = None
+
+    def update(self, net: nn.Module) -> dict:
+        with torch.no_grad():
+            weights = net.state_dict()
+            if self.decay is None or self.state is None:
+                self.state = {k: v.detach().clone() for k, v in weights.items()}
+            else:
+                for k, v in weights.items():
+                    if v.is_floating_point():
+                        self.state[k].lerp_(v.detach(), 1.0 - self.decay)
+                    else:
+                        self.state[k].copy_(v)
+            return {k: v.clone() for k, v in self.state.items()}
+
+    def network(self, net: nn.Module) -> nn.Module:
+        out = copy.deepcopy(net)
+        if self.state is not None:
+            out.load_state_dict(self.state)
+        return out

@@ -47,6 +47,8 @@ class FramePair:
     hit), from the same cheap pass as albedo and normal: what temporal reprojection needs.
     shape: (2, H, W) Mitsuba's shape index averaged over each pixel's samples of noisy_a and of noisy_b (the same
     pixel positions as those images; fractional where shapes meet).
+    emission: (2, H, W, 3) the part of noisy_a and of noisy_b that the camera sees straight from an emitter (lights,
+    the environment), from the same samples: exact, noise-free but for pixel coverage, and always <= the colour.
     """
 
     noisy_a: torch.Tensor
@@ -58,6 +60,7 @@ class FramePair:
     render_ms: float
     position: torch.Tensor | None = None
     shape: torch.Tensor | None = None
+    emission: torch.Tensor | None = None
 
 
 class PathTracer:
@@ -82,8 +85,11 @@ class PathTracer:
         self._features = mi.load_dict({"type": "aov", "aovs": AOVS})
         # Rendered with a colour image's seed and spp, an aov pass draws the same pixel positions as that image: its
         # shape index says which surfaces that image's samples saw (temporal reprojection keeps an emitter's border
-        # out of the ceiling's history with it; the shared features pass draws other positions).
-        self._shapes = mi.load_dict({"type": "aov", "aovs": "shp:shape_index"})
+        # out of the ceiling's history with it; the shared features pass draws other positions), and a one-bounce
+        # path tracer inside it gives exactly the emission those samples saw directly.
+        hide = bool(getattr(self._colour, "hide_emitters", False))
+        self._own = mi.load_dict({"type": "aov", "aovs": "shp:shape_index",
+                                  "emission": {"type": "path", "max_depth": 1, "hide_emitters": hide}})
         self._camera_key = None
         self._fov = None
         self._references: OrderedDict = OrderedDict()
@@ -158,13 +164,14 @@ class PathTracer:
         a = self._render(self._colour, self.spp, seed_a)
         b = self._render(self._colour, self.spp, seed_b)
         f = self._render(self._features, self.spp, feature_seed)
-        sa, sb = (self._render(self._shapes, self.spp, s) for s in (seed_a, seed_b))
-        self._finish(a, b, f, sa, sb)
+        own = [self._render(self._own, self.spp, s) for s in (seed_a, seed_b)]
+        self._finish(a, b, f, *own)
         a, b, f = self._to_torch(a)[..., :3], self._to_torch(b)[..., :3], self._to_torch(f)
-        shape = torch.stack([self._to_torch(sa)[..., 0], self._to_torch(sb)[..., 0]])
+        own = torch.stack([self._to_torch(o) for o in own])  # (2, H, W, 4): emission RGB, shape index
         albedo, normal, position = _split_features(f)
         render_ms = (time.perf_counter() - t0) * 1000.0
-        return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms, position, shape)
+        return FramePair(a, b, albedo, normal, int(frame), (seed_a, seed_b), render_ms, position,
+                         own[..., 3].contiguous(), own[..., :3].contiguous())
 
     def render_reference(
         self, cam: Camera, spp: int, chunk_spp: int = 64, first_seed: int | None = None

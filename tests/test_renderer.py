@@ -131,6 +131,10 @@ def test_pair_shapes_devices_and_independence(tracer, loaded):
     a, b = pair.noisy_a.cpu().numpy(), pair.noisy_b.cpu().numpy()
     assert np.all(np.isfinite(a)) and np.all(np.isfinite(b))
     assert not np.allclose(a, b)  # two seeds: two different noise realisations
+    # each stream's emission seen straight on is a part of its colour (same samples): the light in view, its edge
+    e, colour = pair.emission.cpu(), torch.stack([pair.noisy_a, pair.noisy_b]).cpu()
+    assert e.shape == (2, 32, 32, 3) and (e <= colour + 1e-4).all() and e.amax(dim=(1, 2, 3)).min() > 1.0
+    assert pair.shape.shape == (2, 32, 32) and not torch.equal(e[0], e[1])
 
 
 def test_same_frame_renders_identically_and_seed_offset_shifts(tracer, loaded):

@@ -237,3 +237,24 @@ def test_each_streams_shape_index_keeps_another_surface_out_of_its_history():
     out = acc.update(second, cur.camera)
     assert float(out.noisy_a.max()) == 1.0  # no light leaked into A's ceiling
     assert (out.history == 2).float().mean() > 0.9  # the ceiling itself kept its history
+
+
+def test_histories_hold_reflected_light_and_take_this_frames_emission_fresh():
+    # an emitter seen straight on in A's previous frame is gone now (it moved off this pixel): the history must not
+    # drag its radiance along, while the surface's reflected light keeps its history
+    cam = cam_at()
+    g = wall(cam)
+    before, now = torch.zeros(2, H, W, 3), torch.zeros(2, H, W, 3)
+    before[0, :, 10] = 50.0
+    now[0, :, 12] = 50.0
+    acc = TemporalAccumulator()
+    first = _Pair(1.0 + before[0], torch.ones(H, W, 3), g, 0)
+    first.emission = before
+    acc.update(first, cam)
+    second = _Pair(1.0 + now[0], torch.ones(H, W, 3), g, 1)
+    second.emission = now
+    out = acc.update(second, cam)
+    assert (out.history == 2).all()  # one surface, a still camera: every pixel kept its history
+    assert torch.allclose(out.noisy_a[:, 10], torch.ones(H, 3))  # no trace of the light that left
+    assert torch.allclose(out.noisy_a[:, 12], torch.full((H, 3), 51.0))  # the light that came, at once
+    assert torch.equal(out.noisy_b, torch.ones(H, W, 3))

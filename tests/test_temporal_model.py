@@ -85,3 +85,24 @@ def test_demodulation_keeps_texture_that_a_blurring_filter_would_lose():
             out = net(features.network_input(net, colour, albedo, normal))[0].permute(1, 2, 0)
         err[demodulate] = float((out - colour).abs().mean())
     assert err[True] < 0.1 * err[False] and err[False] > 0.1, err
+
+
+def test_a_lights_own_emission_is_added_back_unfiltered():
+    # a bright emitter on a dimly lit surface: whatever the kernels, none of its radiance may spread to the surface
+    # beside it, and it keeps its own value (the kernel model filters only the reflected light)
+    emission = torch.zeros(H, W, 3)
+    emission[6:9, 10:14] = 20.0
+    colour = 0.1 + emission
+    albedo = torch.full((H, W, 3), 0.5)
+    normal = torch.zeros(H, W, 3)
+    normal[..., 2] = 1.0
+    out = {}
+    for separate in (True, False):
+        torch.manual_seed(0)
+        net = KernelPredictingNet(features.N_FEATURES, trunk="small", width=8, demodulate=True, emission=separate)
+        x = features.network_input(net, colour, albedo, normal, emission=emission)
+        assert x.shape[1] == 9 + 3 + 3 * separate
+        with torch.no_grad():
+            out[separate] = net(x)[0].permute(1, 2, 0)
+    assert torch.allclose(out[True], colour, atol=1e-4)
+    assert float((out[False] - colour).abs().max()) > 1.0  # the mutant: filtering the light smears it

@@ -10,7 +10,7 @@ import torch
 
 from n2n_live.checkpoint import nonfinite_tensors
 from n2n_live.live.batch import frame_tensors, training_batch
-from n2n_live.live.config import SPIKE_CLIP, LiveConfig
+from n2n_live.live.config import SPIKE_CLIP, WEIGHT_AVERAGE, LiveConfig
 from n2n_live.live.denoiser import Denoiser
 from n2n_live.errors import UserError
 from n2n_live.metrics import psnr_hdr
@@ -376,3 +376,23 @@ def test_batch_assembly_directions_targets_and_crops():
     assert torch.equal(x, again[0])  # the crop comes from the rng alone
     whole, _ = training_batch(frame, 0, 100, random.Random(0))
     assert whole.shape == (1, 9, 32, 32)  # clamped to the frame
+
+
+def test_the_published_weights_are_a_running_average_of_the_trained_ones():
+    def weights(tr):
+        return {k: v.clone() for k, v in tr.net.state_dict().items()}
+
+    tr = OnlineTrainer(UNet(), cfg(iters_per_frame=1), "cpu")
+    w0 = weights(tr)
+    tr.train_now(make_pair())
+    w1 = weights(tr)
+    _, published = tr.weights()
+    k = "enc_conv0.weight"
+    assert not torch.equal(w1[k], w0[k])
+    assert torch.allclose(published[k], w0[k] + (1 - WEIGHT_AVERAGE) * (w1[k] - w0[k]), atol=1e-7)
+    tr.reset()  # a fresh network starts a fresh average
+    assert all(torch.equal(tr.weights()[1][k], v) for k, v in tr.net.state_dict().items())
+    for off in (cfg(iters_per_frame=1, weight_average=False), cfg(iters_per_frame=1, model="paper")):
+        tr = OnlineTrainer(UNet(), off, "cpu")
+        tr.train_now(make_pair())
+        assert torch.equal(tr.weights()[1][k], tr.net.state_dict()[k])

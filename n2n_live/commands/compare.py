@@ -51,8 +51,10 @@ LAST_N = 10
 
 # A variant's optional settings, for ablations (LiveConfig fields; live/config.py says what each does)
 SETTINGS = {"target": ("temporal_target", ("raw", "history", "mix")), "blend": ("blend", ("on", "off")),
-            "demodulate": ("demodulate", ("on", "off")), "resample": ("resample", ("bilinear", "catmull-rom")),
-            "clamp": ("clamp", ("on", "off")), "clip": ("spike_clip", ("on", "off"))}
+            "demodulate": ("demodulate", ("on", "off")), "emission": ("emission", ("on", "off")),
+            "resample": ("resample", ("bilinear", "catmull-rom")),
+            "clamp": ("clamp", ("on", "off")), "clip": ("spike_clip", ("on", "off")),
+            "average": ("weight_average", ("on", "off"))}
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -150,8 +152,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap = ArgumentParser(prog=PROG, description="Compare the online denoisers (and OIDN) on the same frames.")
     ap.add_argument("--scenes", type=nonempty, default=",".join(DEFAULT_SCENES),
                     help="comma-separated scene names or XML files")
-    ap.add_argument("--variants", type=nonempty, default=",".join(DEFAULT_VARIANTS), help="comma-separated MODEL[+temporal][+SETTING=VALUE...]; settings (ablations): target=raw|history|mix, "
-                    "blend=on|off, demodulate=on|off, resample=bilinear|catmull-rom, clamp=on|off")
+    settings = ", ".join(f"{key}={'|'.join(values)}" for key, (_, values) in SETTINGS.items())
+    ap.add_argument("--variants", type=nonempty, default=",".join(DEFAULT_VARIANTS),
+                    help=f"comma-separated MODEL[+temporal][+SETTING=VALUE...]; settings (ablations): {settings}")
     ap.add_argument("--size", type=size(), default=(128, 128), metavar="S|WxH",
                     help="frame size S or WxH (default 128, the CPU preset)")
     ap.add_argument("--frames", type=integer(1, 10**8), default=80, help="frames per fly-through (default 80)")

@@ -17,17 +17,20 @@ from .. import features
 
 
 def frame_tensors(net, colour_a, colour_b, albedo, normal, exposure: float = 1.0, history=None,
-                  reference=None, raw=None, temporal_target: str = "history") -> tuple[torch.Tensor, torch.Tensor]:
+                  reference=None, raw=None, temporal_target: str = "history", emission=None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(inputs, targets), NCHW batches of two: index 0 = input A -> target B, index 1 = input B -> target A; with a
     `reference` both targets are the reference. Colours, albedo, normal (and history) are HWC tensors; `raw` is
     this frame's own (A, B) under temporal reuse (the colours are then the histories): read beside the history by
     a network that takes it, and the targets when `temporal_target` is "raw" (unbiased where a history lags the
-    camera), or half of each with "mix"."""
+    camera), or half of each with "mix". `emission`: each stream's directly seen emission (2, H, W, 3), for a
+    network that reads it."""
     raw_a, raw_b = raw if raw is not None else (None, None)
+    emitted_a, emitted_b = (emission[0], emission[1]) if emission is not None else (None, None)
     with torch.no_grad():
         hist_a, hist_b = (history[0], history[1]) if history is not None and history.dim() == 4 else (history,) * 2
-        a, b = (features.network_input(net, c, albedo, normal, exposure, h, r)
-                for c, r, h in ((colour_a, raw_a, hist_a), (colour_b, raw_b, hist_b)))
+        a, b = (features.network_input(net, c, albedo, normal, exposure, h, r, e)
+                for c, r, h, e in ((colour_a, raw_a, hist_a, emitted_a), (colour_b, raw_b, hist_b, emitted_b)))
         if reference is not None:
             ta = tb = features.target(reference)
         elif temporal_target == "raw" and raw is not None:

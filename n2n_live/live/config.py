@@ -23,6 +23,7 @@ from ..validate import MAX_SIDE, MAX_SPP, check_int, check_live, check_real, res
 COMPARE_CHOICES = ("clean", "oidn")
 TEMPORAL_TARGETS = ("raw", "history", "mix")
 SPIKE_CLIP = 2.0  # gradient norm cap, as a multiple of its running mean (docs/design-notes.md)
+WEIGHT_AVERAGE = 0.9  # per-step decay of the published weights' running average (docs/design-notes.md)
 
 
 @dataclass
@@ -135,6 +136,11 @@ class LiveConfig:
     demodulate: bool = True
     """Kernel model: filter colour / albedo and multiply the albedo back, so texture is not blurred."""
 
+    emission: bool = True
+    """Kernel model: filter only the light surfaces reflect and add what the camera sees straight from an emitter back
+    unfiltered (the renderer's per-stream emission pass), so a light's edge is not smeared into the ceiling beside it
+    and histories do not drag it along (models/kernel.py, live/temporal.py)."""
+
     clamp: bool = False
     """Clamp each reprojected history into its own stream's raw 3x3 neighbourhood range (temporal.py)."""
 
@@ -142,6 +148,10 @@ class LiveConfig:
     """Scale a training step's gradient down to SPIKE_CLIP x the running mean of its norm (train_step.TrainStep; not
     for the paper's model): an 8-spp target's firefly otherwise stalls Adam for hundreds of steps
     (docs/benchmarks.md: +2.75 dB on the Bitterli box at 64x64)."""
+
+    weight_average: bool = True
+    """Denoise with a running average of the trained weights (WEIGHT_AVERAGE per step; not for the paper's model),
+    not the last step's: online steps on 8-spp targets jitter the weights, and the image with them."""
 
     resample: str = "bilinear"
     """How histories are resampled into the new view: 'bilinear' or 'catmull-rom' (reprojection.reproject)."""
@@ -188,17 +198,31 @@ class LiveConfig:
         return dataclasses.asdict(self)
 
 
+def _ours(cfg, field: str) -> bool:
+    """A setting of the project's own training or display, on unless cfg turns it off; the paper's model keeps the
+    paper's online setting (`--model paper --temporal off --init none`). Any cfg-like object (the trainer's)."""
+    return bool(getattr(cfg, field, True)) and getattr(cfg, "model", "kernel") != "paper"
+
+
 def spike_clip(cfg) -> float | None:
     """The trainer's gradient-spike cap (train_step.TrainStep), or None: the paper's model keeps the paper's plain
     Adam, so that `--model paper --temporal off --init none` stays the paper's online setting."""
-    on = getattr(cfg, "spike_clip", True) and getattr(cfg, "model", "kernel") != "paper"  # the trainer takes any cfg
-    return SPIKE_CLIP if on else None
+    return SPIKE_CLIP if _ours(cfg, "spike_clip") else None
+
+
+def weight_average(cfg) -> float | None:
+    """The per-step decay of the weights the trainer publishes (OnlineTrainer._publish), or None for the last step's
+    weights: the paper's model keeps the paper's setting, like spike_clip."""
+    return WEIGHT_AVERAGE if _ours(cfg, "weight_average") else None
 
 
 def model_inputs(cfg) -> dict:
     """What cfg's network reads: 9 features; + the history length under temporal reuse; + this frame's raw
     colour beside the history, blended by a learned per-pixel weight (cfg.blend, kernel model)."""
-    extra = {"demodulate": True} if cfg.model == "kernel" and cfg.demodulate else {}
+    kernel = cfg.model == "kernel"
+    extra = {"demodulate": True} if kernel and cfg.demodulate else {}
+    if kernel and getattr(cfg, "emission", False):
+        extra["emission"] = True
     if not cfg.temporal:
         return {"n_in": features.N_FEATURES, **extra}
     if cfg.blend and cfg.model == "kernel":

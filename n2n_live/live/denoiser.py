@@ -55,14 +55,14 @@ class Denoiser:
         return True
 
     def _run(self, colour: torch.Tensor, albedo: torch.Tensor, normal: torch.Tensor, history=None,
-             raw=None) -> torch.Tensor:
+             raw=None, emission=None) -> torch.Tensor:
         """NHWC/HWC in -> NCHW linear out (the inference seam)."""
         with torch.no_grad():
             colour, albedo, normal = (torch.as_tensor(t).to(self.device, torch.float32)
                                       for t in (colour, albedo, normal))
-            history, raw = (None if t is None else torch.as_tensor(t).to(self.device, torch.float32)
-                            for t in (history, raw))
-            x = features.network_input(self.net, colour, albedo, normal, self.exposure, history, raw)
+            history, raw, emission = (None if t is None else torch.as_tensor(t).to(self.device, torch.float32)
+                                      for t in (history, raw, emission))
+            x = features.network_input(self.net, colour, albedo, normal, self.exposure, history, raw, emission)
             return mc_output(self.net, x.contiguous(memory_format=torch.channels_last))
 
     def denoise(self, colour, albedo, normal, history=None) -> torch.Tensor:
@@ -77,5 +77,6 @@ class Denoiser:
             aux = [torch.as_tensor(t).unsqueeze(0).expand(2, *t.shape) for t in (pair.albedo, pair.normal)]
             raw = getattr(pair, "raw", None)  # a TemporalPair's own frame, read beside the histories
             raw = torch.stack([torch.as_tensor(raw.noisy_a), torch.as_tensor(raw.noisy_b)]) if raw is not None else None
-            out = self._run(colour, *aux, history=getattr(pair, "history", None), raw=raw)
+            out = self._run(colour, *aux, history=getattr(pair, "history", None), raw=raw,
+                            emission=features.stream_emission(pair))
             return out.mean(dim=0).permute(1, 2, 0).contiguous()

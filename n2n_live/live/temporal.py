@@ -5,7 +5,8 @@
       -> reject history where the geometry disagrees (disocclusion: plane-distance and normal tests, off-screen,
          silhouette pixels, and a shape index other than the one this stream's own samples saw)
       -> hist_X = lerp(reprojected hist_X, noisy X, 1/n), n = frames accumulated per stream, clamped at
-         `max_history`
+         `max_history`; when the renderer gave each stream's directly seen emission, the history holds only what
+         surfaces reflect, and this frame's own emission is added back: a light's edge never lags the camera
       -> a TemporalPair: the same fields as a FramePair, colours replaced by the histories, plus `history` (n per
          stream) and `raw` (this frame's own pair, which the default network reads beside the history and trains
          towards)
@@ -83,6 +84,9 @@ class TemporalAccumulator:
         geoms = [Geometry(camera, position.float(), pair.normal.float(),
                           None if shapes is None else shapes[k].float()) for k in (0, 1)]
         raws = [sanitize(c.float()).clamp(min=0.0) for c in (pair.noisy_a, pair.noisy_b)]
+        emission = getattr(pair, "emission", None)
+        emitted = [sanitize(e.float()).clamp(min=0.0) for e in emission] if emission is not None else [0.0, 0.0]
+        raws = [(r - e).clamp(min=0.0) for r, e in zip(raws, emitted)]
         states = [torch.cat([r, torch.ones_like(r[..., :1])], dim=-1) for r in raws]  # colour | n, per stream
         valid_fraction = 0.0
         if self._prev is not None and self._prev[0][0].shape == geoms[0].shape:
@@ -95,7 +99,7 @@ class TemporalAccumulator:
                 self.resets += 1
         self.valid_fraction = valid_fraction
         self._prev = (geoms, states)
-        (ha, na), (hb, nb) = ((st[..., :3].contiguous(), st[..., 3:4]) for st in states)
+        (ha, na), (hb, nb) = ((st[..., :3] + e, st[..., 3:4]) for st, e in zip(states, emitted))
         return TemporalPair(ha, hb, pair.albedo, pair.normal, pair.frame, getattr(pair, "seeds", ()),
                             getattr(pair, "render_ms", float("nan")), torch.stack([na, nb]), position, pair)
 

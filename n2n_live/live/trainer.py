@@ -9,9 +9,9 @@ Steps alternate the two directions on random crops: noisy A -> noisy B, then B -
 The alternation runs across frames, so an odd `iters_per_frame` (or one iteration per frame) still trains both
 directions equally. With `target="clean"` the targets are the reference instead (A -> ref, B -> ref): the same
 inputs, only the target differs, which is the paper's clean-target comparison.
-The loss is L_HDR on linear outputs with tonemapped inputs (features.assemble). NaN/Inf samples are replaced
-(features.sanitize) and counted; a step whose loss or gradient is still not finite is skipped by TrainStep and
-counted, so the weights stay finite.
+The loss is L_HDR on linear outputs with tonemapped inputs (features.assemble). NaN/Inf samples are replaced and
+counted; a step whose loss or gradient is still not finite is skipped (TrainStep), so the weights stay finite.
+What is published is a running average of the weights (WeightAverage, config.weight_average).
 
 Locks are held only to swap references (mailbox, published weights, requests), never during a step, so the
 render/display thread never waits on training. `reset()` and `load()` are requests that the thread applies
@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import models
+from .. import features, models
 from ..checkpoint import network_from, read_checkpoint, save_checkpoint
 from ..losses import l_hdr
-from ..train_step import TrainStep
+from ..train_step import TrainStep, WeightAverage
 from .batch import frame_tensors, training_batch
-from .config import spike_clip
+from .config import spike_clip, weight_average
 
 BETAS = (0.9, 0.99)
 LOSS_HISTORY = 10000  # steps of loss history kept for plots
@@ -53,11 +53,11 @@ class _Sample:
     ready: object = None  # CUDA event recorded after the copies (None on CPU)
     history: torch.Tensor | None = None  # frames accumulated per pixel (temporal.py), None for a plain pair
     raw: tuple | None = None  # this frame's own (A, B) beside the histories (temporal.py), None for a plain pair
+    emission: torch.Tensor | None = None  # each stream's directly seen emission (2, H, W, 3), when rendered
 
 
 def _copy(t, device: torch.device) -> torch.Tensor:
-    t = torch.as_tensor(t)
-    return t.detach().to(device=device, dtype=torch.float32, copy=True)
+    return torch.as_tensor(t).detach().to(device=device, dtype=torch.float32, copy=True)
 
 
 class OnlineTrainer:
@@ -82,6 +82,7 @@ class OnlineTrainer:
         """Crop side; may be changed at run time (read every step, clamped to the frame)."""
         self._lr = float(cfg.lr)
         self._spike_clip = spike_clip(cfg)
+        self._average = WeightAverage(weight_average(cfg))  # what is published
         self._seed = int(getattr(cfg, "seed", 0))
         self._rng = random.Random(self._seed)
         self._step = self._new_step()
@@ -130,18 +131,17 @@ class OnlineTrainer:
         if self.target == "clean" and reference is None:
             raise ValueError(f"{self.name}: a clean-target trainer needs the frame's reference image")
         with torch.no_grad():
-            tensors = [_copy(t, self.device) for t in (pair.noisy_a, pair.noisy_b, pair.albedo, pair.normal)]
-            ref = _copy(reference, self.device) if reference is not None else None
-            history = getattr(pair, "history", None)
-            history = _copy(history, self.device) if history is not None else None
+            own = lambda t: None if t is None else _copy(t, self.device)  # noqa: E731
+            tensors = [own(t) for t in (pair.noisy_a, pair.noisy_b, pair.albedo, pair.normal, reference)]
             raw = getattr(pair, "raw", None)
-            raw = tuple(_copy(t, self.device) for t in (raw.noisy_a, raw.noisy_b)) if raw is not None else None
+            raw = (own(raw.noisy_a), own(raw.noisy_b)) if raw is not None else None
+            history, emission = own(getattr(pair, "history", None)), own(features.stream_emission(pair))
         ready = None
         if self.device.type == "cuda":
             # The copies run on the caller's stream; the trainer's stream waits for this event before reading.
             ready = torch.cuda.Event()
             ready.record()
-        return _Sample(int(getattr(pair, "frame", -1)), *tensors, ref, ready, history, raw)
+        return _Sample(int(getattr(pair, "frame", -1)), *tensors, ready, history, raw, emission)
 
     # ---------------------------------------------------------------- published weights (any thread)
     def weights(self) -> tuple[int, dict]:
@@ -157,8 +157,7 @@ class OnlineTrainer:
         return self._published[0]
 
     def _publish(self) -> None:
-        with torch.no_grad():
-            state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        state = self._average.update(self.net)
         ready = None
         if self.device.type == "cuda":
             ready = torch.cuda.Event()
@@ -233,10 +232,10 @@ class OnlineTrainer:
         self._request(lambda: self._apply_load(state))
 
     def save(self, path, meta: dict | None = None) -> None:
-        """Write a checkpoint (network, optimiser state, counters). May wait for the step in flight."""
+        """Write a checkpoint (the published network, optimiser state, counters); may wait for the step in flight."""
         with self._step_lock:
             train_state = {**self._step.state_dict(), "target": self.target}
-            save_checkpoint(path, self.net, kind="mc", train_state=train_state, meta=meta)
+            save_checkpoint(path, self._average.network(self.net), kind="mc", train_state=train_state, meta=meta)
 
     def _request(self, fn) -> None:
         with self._cond:
@@ -251,14 +250,14 @@ class OnlineTrainer:
         return TrainStep(self.net, l_hdr, lr=self._lr, betas=BETAS, spike_clip=self._spike_clip)
 
     def _apply_reset(self) -> None:
-        fresh = models.rebuild(self.net)
-        self.net.load_state_dict(fresh.state_dict())
+        self.net.load_state_dict(models.rebuild(self.net).state_dict())
         self._step = self._new_step()
         self._rng = random.Random(self._seed)
         self._direction = 0
         with self._stats_lock:
             self._s.update(steps=0, skipped=0, clipped=0, last_loss=float("nan"), frame_loss=float("nan"))
             self._loss_history.clear()
+        self._average.restart()
         self._publish()
 
     def _apply_load(self, state: dict) -> None:
@@ -271,14 +270,15 @@ class OnlineTrainer:
                 self._step.set_lr(self._lr)
             except (ValueError, KeyError, RuntimeError):
                 self._step = self._new_step()  # another setup's optimiser: start afresh
+        self._average.restart()
         self._publish()
 
     # ---------------------------------------------------------------- stats
     @property
     def stats(self) -> dict:
-        """Snapshot: steps, skipped (non-finite steps dropped), clipped (gradient spikes scaled down), sanitized_frames / nonfinite_values (NaN/Inf replaced),
-        last_loss, frame_loss (mean over the last trained frame), train_ms (last frame's training time),
-        frames_trained/submitted/dropped, last_frame, version, lr, paused, loss_history [(step, loss)]."""
+        """Snapshot: steps, skipped (non-finite steps dropped), clipped (gradient spikes scaled down),
+        sanitized_frames / nonfinite_values (NaN/Inf replaced), last_loss, frame_loss (mean over the last trained
+        frame), train_ms, frames_trained/submitted/dropped, last_frame, version, lr, paused, loss_history."""
         with self._stats_lock:
             s = dict(self._s)
             s["loss_history"] = list(self._loss_history)
@@ -354,7 +354,7 @@ class OnlineTrainer:
             bad = sum(int((~torch.isfinite(t)).sum()) for t in raw)  # one host sync per frame
         self._frame = frame_tensors(
             self.net, sample.colour_a, sample.colour_b, sample.albedo, sample.normal, self.exposure, sample.history,
-            sample.reference if self.target == "clean" else None, sample.raw, self.temporal_target)
+            sample.reference if self.target == "clean" else None, sample.raw, self.temporal_target, sample.emission)
         self._left = self.iters_per_frame
         self._frame_losses = []
         self._frame_ms = 0.0

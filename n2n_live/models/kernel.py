@@ -9,7 +9,8 @@ is a plausible (blurred) image from the first frame on and stays in the input's 
 U-Net (Noise2Noise: the filter only ever sees A, the target is B).
 
 Input convention (features.network_input): the trunk's `n_in` feature channels followed by 3 channels of linear
-colour, so the one seam (pad -> network -> unpad), the random crops and the tiled denoiser stay unchanged.
+colour (+ 3 of this frame's raw colour with `blend`, + 3 of the emission the camera sees directly with `emission`),
+so the one seam (pad -> network -> unpad), the random crops and the tiled denoiser stay unchanged.
 """
 from __future__ import annotations
 
@@ -83,7 +84,7 @@ class KernelPredictingNet(nn.Module):
     linear_channels = 3  # channels of linear colour appended to the features
 
     def __init__(self, n_in: int = 9, kernel_size: int = 5, dilations=(1, 2, 4), trunk: str = "small",
-                 width: int = 32, blend: bool = False, demodulate: bool = False):
+                 width: int = 32, blend: bool = False, demodulate: bool = False, emission: bool = False):
         super().__init__()
         if trunk not in TRUNKS:
             raise ValueError(f"unknown trunk {trunk!r} (choose from {', '.join(TRUNKS)})")
@@ -96,7 +97,9 @@ class KernelPredictingNet(nn.Module):
         kk = self.kernel_size ** 2
         self.blend = bool(blend)
         self.demodulate = bool(demodulate)
-        self.linear_channels = 6 if self.blend else 3
+        self.emission = bool(emission)
+        self.colour_channels = 6 if self.blend else 3
+        self.linear_channels = self.colour_channels + 3 * int(self.emission)  # + the directly seen emission
         m = kk * len(self.dilations) + int(self.blend)
         self.trunk = UNet(self.n_in, m) if trunk == "unet" else SmallUNet(self.n_in, m, width)
         self.width = int(width)
@@ -112,7 +115,7 @@ class KernelPredictingNet(nn.Module):
     @property
     def options(self) -> dict:
         return {"kernel_size": self.kernel_size, "dilations": list(self.dilations), "trunk": self.trunk_name,
-                "width": self.width, "blend": self.blend, "demodulate": self.demodulate}
+                "width": self.width, "blend": self.blend, "demodulate": self.demodulate, "emission": self.emission}
 
     def kernels(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self._predict(x)[0]
@@ -134,8 +137,13 @@ class KernelPredictingNet(nn.Module):
         colour = x[:, self.n_in:self.n_in + 3].float()
         if w is not None:  # the history, then this frame's raw colour of the same stream
             colour = w * colour + (1 - w) * x[:, self.n_in + 3:self.n_in + 6].float()
+        emitted = 0.0
+        if self.emission:  # filter only what surfaces reflect: a light's edge cannot bleed into the ceiling beside it
+            c = self.n_in + self.colour_channels
+            emitted = x[:, c:c + 3].float()
+            colour = (colour - emitted).clamp(min=0.0)
         if not self.demodulate:
-            return self.filter(colour, kernels)
+            return self.filter(colour, kernels) + emitted
         # Filter irradiance, not texture: divide by the albedo (features channels 3-5, shifted by -0.5), remodulate.
         albedo = (x[:, 3:6].float() + 0.5).clamp(0.0, 1.0) + DEMODULATE_EPS
-        return self.filter(colour / albedo, kernels) * albedo
+        return self.filter(colour / albedo, kernels) * albedo + emitted
