@@ -98,6 +98,19 @@ def check_resumable(args) -> None:
         raise UserError(f"{ckpt}: trains another network than n2n-live's default now; use another --work")
 
 
+def _without_work(argv: list[str]) -> list[str]:
+    """argv less --work and its folder: a scratch place on the machine that ran it, no part of the recipe."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--work":
+            skip = True
+        elif not a.startswith("--work="):
+            out.append(a)
+    return out
+
+
 def write_weights(args, argv: list[str], seconds: dict) -> dict:
     """The run's network, weights only, at --weights; returns the meta written with it."""
     from n2n_live.checkpoint import network_from, read_checkpoint, save_checkpoint
@@ -107,7 +120,7 @@ def write_weights(args, argv: list[str], seconds: dict) -> dict:
     meta = {"trained_on": TRAINED_ON, "scenes": args.scene_list, "views_per_scene": args.views,
             "size": args.size, "spp": args.spp, "steps": args.iters, "batch": args.batch, "crop": args.crop,
             "lr": args.lr, "seed": args.seed, "threads": args.threads,
-            "command": shlex.join(["scripts/warm_start.sh", *argv]), "commit": commit(),
+            "command": shlex.join(["scripts/warm_start.sh", *_without_work(argv)]), "commit": commit(),
             "export_seconds": round(seconds["export"], 1), "train_seconds": round(seconds["train"], 1)}
     save_checkpoint(args.weights, net, kind="mc", meta=meta)
     return meta

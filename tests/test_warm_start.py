@@ -150,3 +150,11 @@ def test_init_reaches_n2n_live_and_n2n_compare():
         assert [c.init for c in bases.values()] == [want]
     with pytest.raises(UserError, match="--init"):
         LiveConfig(init="cold").validate()
+
+
+def test_the_committed_weights_fit_the_live_default_network():
+    # a change to the default architecture (an option included) must come with weights retrained by
+    # scripts/warm_start.sh: else every default run silently starts from scratch
+    net = models.build(LiveConfig().model, **model_inputs(LiveConfig()))
+    assert warm_start.load_into(net) is None
+    assert "noisy pairs only" in read_checkpoint(warm_start.WEIGHTS)["meta"]["trained_on"]
