@@ -114,16 +114,18 @@ class TrainStep:
 
 class WeightAverage:
     """A running average of a network's weights (Polyak averaging), what the live trainer publishes: one step on a
-    firefly-ridden 8-spp target then moves the published network by (1 - decay) of the step. decay None: the last
-    step's weights. `update(net)` folds the current weights in and returns a private copy of the average;
+    firefly-ridden 8-spp target then moves the published network by (1 - decay) of the step. The decay ramps up
+    from 0 over the first `ramp` updates, so that the first seconds, when every step helps, do not lag; decay None:
+    the last step's weights. `update(net)` folds the current weights in and returns a private copy of the average;
     `network(net)` is a copy of `net` holding it; `restart()` makes the next update start afresh (a reset, a load)."""
 
-    def __init__(self, decay: float | None):
-        self.decay = decay
+    def __init__(self, decay: float | None, ramp: int = 0):
+        self.decay, self.ramp = decay, int(ramp)
         self.state: dict | None = None
+        self.updates = 0
 
     def restart(self) -> None:
-        self.state = None
+        self.state, self.updates = None, 0
 
     def update(self, net: nn.Module) -> dict:
         with torch.no_grad():
@@ -131,11 +133,13 @@ class WeightAverage:
             if self.decay is None or self.state is None:
                 self.state = {k: v.detach().clone() for k, v in weights.items()}
             else:
+                decay = min(self.decay, self.updates / self.ramp) if self.ramp > 0 else self.decay
                 for k, v in weights.items():
                     if v.is_floating_point():
-                        self.state[k].lerp_(v.detach(), 1.0 - self.decay)
+                        self.state[k].lerp_(v.detach(), 1.0 - decay)
                     else:
                         self.state[k].copy_(v)
+            self.updates += 1
             return {k: v.clone() for k, v in self.state.items()}
 
     def network(self, net: nn.Module) -> nn.Module:

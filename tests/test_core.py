@@ -9,7 +9,7 @@ from n2n_live.features import assemble
 from n2n_live.losses import l0_annealed, l0_gamma, l1, l2, l_hdr, masked_l2
 from n2n_live.models.unet import UNet, pad_to_multiple, parameter_count, run_padded, unpad
 from n2n_live.tonemap import T, T_inverse
-from n2n_live.train_step import TrainStep, rampdown_lr
+from n2n_live.train_step import TrainStep, WeightAverage, rampdown_lr
 
 pytestmark = pytest.mark.numeric  # make test reruns these under ATEN_CPU_CAPABILITY=default
 
@@ -221,3 +221,19 @@ def test_assemble_encodes_nine_channels_in_range():
     x = assemble(colour, albedo, normal)
     assert x.shape == (1, 9, 8, 8) and torch.isfinite(x).all()
     assert x.min() >= -0.5 and x.max() <= 0.5
+
+
+def test_the_weight_average_ramps_its_decay_up_from_zero():
+    net = torch.nn.Linear(1, 1, bias=False)
+    avg = WeightAverage(0.9, ramp=4)
+    seen = []
+    for w in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0):
+        net.weight.data.fill_(w)
+        seen.append(float(avg.update(net)["weight"]))
+    # decays 0 (a fresh start), then 1/4, 2/4, 3/4, then 0.9 for good
+    expect = [1.0]
+    for w, decay in zip((2.0, 3.0, 4.0, 5.0, 6.0, 7.0), (0.25, 0.5, 0.75, 0.9, 0.9, 0.9)):
+        expect.append(decay * expect[-1] + (1 - decay) * w)
+    assert seen == pytest.approx(expect)
+    avg.restart()
+    assert float(avg.update(net)["weight"]) == 7.0

@@ -15,6 +15,7 @@ from n2n_live.live.denoiser import Denoiser
 from n2n_live.errors import UserError
 from n2n_live.metrics import psnr_hdr
 from n2n_live.models.unet import UNet
+from n2n_live.live import trainer as trainer_module
 from n2n_live.live.trainer import OnlineTrainer
 
 from conftest import wait_for
@@ -378,10 +379,11 @@ def test_batch_assembly_directions_targets_and_crops():
     assert whole.shape == (1, 9, 32, 32)  # clamped to the frame
 
 
-def test_the_published_weights_are_a_running_average_of_the_trained_ones():
+def test_the_published_weights_are_a_running_average_of_the_trained_ones(monkeypatch):
     def weights(tr):
         return {k: v.clone() for k, v in tr.net.state_dict().items()}
 
+    monkeypatch.setattr(trainer_module, "WEIGHT_AVERAGE_RAMP", 0)  # the full decay from the first step
     tr = OnlineTrainer(UNet(), cfg(iters_per_frame=1), "cpu")
     w0 = weights(tr)
     tr.train_now(make_pair())

@@ -158,3 +158,6 @@ def test_the_committed_weights_fit_the_live_default_network():
     net = models.build(LiveConfig().model, **model_inputs(LiveConfig()))
     assert warm_start.load_into(net) is None
     assert "noisy pairs only" in read_checkpoint(warm_start.WEIGHTS)["meta"]["trained_on"]
+    # emission changes what the filter reads at run time, not the weights: its ablation starts from the same ones
+    off = models.build("kernel", **model_inputs(LiveConfig(emission=False)))
+    assert warm_start.load_into(off) is None and same(off.state_dict(), net.state_dict())

@@ -24,6 +24,7 @@ COMPARE_CHOICES = ("clean", "oidn")
 TEMPORAL_TARGETS = ("raw", "history", "mix")
 SPIKE_CLIP = 2.0  # gradient norm cap, as a multiple of its running mean (docs/design-notes.md)
 WEIGHT_AVERAGE = 0.9  # per-step decay of the published weights' running average (docs/design-notes.md)
+WEIGHT_AVERAGE_RAMP = 400  # steps over which that decay ramps up from 0 (50 frames at 8 iterations per frame)
 
 
 @dataclass

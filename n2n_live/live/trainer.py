@@ -34,7 +34,7 @@ from ..checkpoint import network_from, read_checkpoint, save_checkpoint
 from ..losses import l_hdr
 from ..train_step import TrainStep, WeightAverage
 from .batch import frame_tensors, training_batch
-from .config import spike_clip, weight_average
+from .config import WEIGHT_AVERAGE_RAMP, spike_clip, weight_average
 
 BETAS = (0.9, 0.99)
 LOSS_HISTORY = 10000  # steps of loss history kept for plots
@@ -82,7 +82,7 @@ class OnlineTrainer:
         """Crop side; may be changed at run time (read every step, clamped to the frame)."""
         self._lr = float(cfg.lr)
         self._spike_clip = spike_clip(cfg)
-        self._average = WeightAverage(weight_average(cfg))  # what is published
+        self._average = WeightAverage(weight_average(cfg), WEIGHT_AVERAGE_RAMP)  # what is published
         self._seed = int(getattr(cfg, "seed", 0))
         self._rng = random.Random(self._seed)
         self._step = self._new_step()
