@@ -87,22 +87,28 @@ def test_demodulation_keeps_texture_that_a_blurring_filter_would_lose():
     assert err[True] < 0.1 * err[False] and err[False] > 0.1, err
 
 
-def test_a_lights_own_emission_is_added_back_unfiltered():
-    # a bright emitter on a dimly lit surface: whatever the kernels, none of its radiance may spread to the surface
-    # beside it, and it keeps its own value (the kernel model filters only the reflected light)
+def test_a_lights_radiance_is_filtered_undivided_by_its_black_albedo():
+    # a bright emitter with a black albedo on a dimly lit surface: demodulation must not make it 50x brighter in the
+    # filter; with emission apart, the light is blurred like any plain filter would and the surface keeps its own
     emission = torch.zeros(H, W, 3)
     emission[6:9, 10:14] = 20.0
-    colour = 0.1 + emission
     albedo = torch.full((H, W, 3), 0.5)
+    albedo[6:9, 10:14] = 0.0
+    colour = 0.2 * albedo + emission  # the surface reflects 0.1, the black light nothing
     normal = torch.zeros(H, W, 3)
     normal[..., 2] = 1.0
-    out = {}
+    leak = {}
     for separate in (True, False):
         torch.manual_seed(0)
         net = KernelPredictingNet(features.N_FEATURES, trunk="small", width=8, demodulate=True, emission=separate)
         x = features.network_input(net, colour, albedo, normal, emission=emission)
         assert x.shape[1] == 9 + 3 + 3 * separate
         with torch.no_grad():
-            out[separate] = net(x)[0].permute(1, 2, 0)
-    assert torch.allclose(out[True], colour, atol=1e-4)
-    assert float((out[False] - colour).abs().max()) > 1.0  # the mutant: filtering the light smears it
+            out = net(x)[0].permute(1, 2, 0)
+            blurred = net.filter(emission.permute(2, 0, 1)[None], net.kernels(x))[0].permute(1, 2, 0)
+        if separate:  # exactly: the reflected light, filtered in albedo units, plus the light's plain blur
+            reflected = (0.2 * albedo / (albedo + 0.02)).permute(2, 0, 1)[None]
+            reflected = net.filter(reflected, net.kernels(x))[0].permute(1, 2, 0) * (albedo + 0.02)
+            assert torch.allclose(out, reflected + blurred, atol=1e-4)
+        leak[separate] = float((out - 0.1 - blurred)[0:4].max())  # rows above the light: more than a plain blur
+    assert leak[True] < 1e-4 and leak[False] > 1.0  # the mutant: the light divided by 0.02 floods the surface

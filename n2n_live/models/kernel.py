@@ -11,6 +11,8 @@ U-Net (Noise2Noise: the filter only ever sees A, the target is B).
 Input convention (features.network_input): the trunk's `n_in` feature channels followed by 3 channels of linear
 colour (+ 3 of this frame's raw colour with `blend`, + 3 of the emission the camera sees directly with `emission`),
 so the one seam (pad -> network -> unpad), the random crops and the tiled denoiser stay unchanged.
+With `emission`, that emission is filtered apart from the light surfaces reflect: demodulation divides colour by the
+albedo, and a light's black albedo made its radiance 50x larger there, so the kernels smeared it into the ceiling.
 """
 from __future__ import annotations
 
@@ -138,10 +140,11 @@ class KernelPredictingNet(nn.Module):
         if w is not None:  # the history, then this frame's raw colour of the same stream
             colour = w * colour + (1 - w) * x[:, self.n_in + 3:self.n_in + 6].float()
         emitted = 0.0
-        if self.emission:  # filter only what surfaces reflect: a light's edge cannot bleed into the ceiling beside it
+        if self.emission:  # a light's own radiance is filtered apart, never divided by its (black) albedo
             c = self.n_in + self.colour_channels
             emitted = x[:, c:c + 3].float()
             colour = (colour - emitted).clamp(min=0.0)
+            emitted = self.filter(emitted, kernels)
         if not self.demodulate:
             return self.filter(colour, kernels) + emitted
         # Filter irradiance, not texture: divide by the albedo (features channels 3-5, shifted by -0.5), remodulate.
