@@ -112,3 +112,14 @@ def test_a_lights_radiance_is_filtered_undivided_by_its_black_albedo():
             assert torch.allclose(out, reflected + blurred, atol=1e-4)
         leak[separate] = float((out - 0.1 - blurred)[0:4].max())  # rows above the light: more than a plain blur
     assert leak[True] < 1e-4 and leak[False] > 1.0  # the mutant: the light divided by 0.02 floods the surface
+
+
+def test_a_small_lights_filter_on_its_bounding_box_equals_the_whole_frames():
+    torch.manual_seed(1)
+    net = KernelPredictingNet(features.N_FEATURES, trunk="small", width=8, demodulate=True, emission=True)
+    kernels = net.kernels(torch.rand(2, 12, 48, 40))
+    for region in ((slice(20, 23), slice(5, 9)), (slice(0, 2), slice(30, 40)), (slice(0, 48), slice(0, 40))):
+        light = torch.zeros(2, 3, 48, 40)
+        light[0, :, region[0], region[1]] = 7.0 * torch.rand(3, 1, 1)
+        assert torch.allclose(net.filter_sparse(light, kernels), net.filter(light, kernels), atol=1e-6)
+    assert torch.equal(net.filter_sparse(torch.zeros(2, 3, 48, 40), kernels), torch.zeros(2, 3, 48, 40))

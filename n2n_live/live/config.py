@@ -138,9 +138,10 @@ class LiveConfig:
     """Kernel model: filter colour / albedo and multiply the albedo back, so texture is not blurred."""
 
     emission: bool = True
-    """Kernel model: filter only the light surfaces reflect and add what the camera sees straight from an emitter back
-    unfiltered (the renderer's per-stream emission pass), so a light's edge is not smeared into the ceiling beside it
-    and histories do not drag it along (models/kernel.py, live/temporal.py)."""
+    """Kernel model: filter what the camera sees straight from an emitter (the renderer's per-stream emission pass)
+    apart from the light surfaces reflect, never divided by the albedo, so a light's edge is not smeared into the
+    ceiling beside it, and keep it out of the histories so that they do not drag it along (models/kernel.py,
+    live/temporal.py)."""
 
     clamp: bool = False
     """Clamp each reprojected history into its own stream's raw 3x3 neighbourhood range (temporal.py)."""

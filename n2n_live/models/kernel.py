@@ -139,14 +139,27 @@ class KernelPredictingNet(nn.Module):
         colour = x[:, self.n_in:self.n_in + 3].float()
         if w is not None:  # the history, then this frame's raw colour of the same stream
             colour = w * colour + (1 - w) * x[:, self.n_in + 3:self.n_in + 6].float()
-        emitted = 0.0
-        if self.emission:  # a light's own radiance is filtered apart, never divided by its (black) albedo
-            c = self.n_in + self.colour_channels
-            emitted = x[:, c:c + 3].float()
-            colour = (colour - emitted).clamp(min=0.0)
-            emitted = self.filter(emitted, kernels)
-        if not self.demodulate:
-            return self.filter(colour, kernels) + emitted
         # Filter irradiance, not texture: divide by the albedo (features channels 3-5, shifted by -0.5), remodulate.
-        albedo = (x[:, 3:6].float() + 0.5).clamp(0.0, 1.0) + DEMODULATE_EPS
-        return self.filter(colour / albedo, kernels) * albedo + emitted
+        albedo = (x[:, 3:6].float() + 0.5).clamp(0.0, 1.0) + DEMODULATE_EPS if self.demodulate else 1.0
+        if not self.emission:
+            return self.filter(colour / albedo, kernels) * albedo
+        # A light's own radiance is filtered apart, never divided by its black albedo.
+        c = self.n_in + self.colour_channels
+        emitted = x[:, c:c + 3].float()
+        reflected = self.filter((colour - emitted).clamp(min=0.0) / albedo, kernels) * albedo
+        return reflected + self.filter_sparse(emitted, kernels)
+
+    def filter_sparse(self, colour: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
+        """`filter` for an image that is 0 but in a small region (a light seen straight on): the same result, computed
+        on the region's bounding box grown by the filter's reach (the kernels cannot carry it further, and the
+        replicated border stays 0), which is most of the frame's cost saved."""
+        lit = colour.detach().amax(dim=(0, 1)) > 0
+        if not bool(lit.any()):
+            return torch.zeros_like(colour)
+        reach = sum(d * (self.kernel_size // 2) for d in self.dilations)
+        (y0, y1), (x0, x1) = ((int(i[0]), int(i[-1])) for i in (lit.any(1).nonzero()[:, 0], lit.any(0).nonzero()[:, 0]))
+        ys = slice(max(0, y0 - reach), min(colour.shape[2], y1 + 1 + reach))
+        xs = slice(max(0, x0 - reach), min(colour.shape[3], x1 + 1 + reach))
+        out = torch.zeros_like(colour)
+        out[..., ys, xs] = self.filter(colour[..., ys, xs], [k[..., ys, xs] for k in kernels])
+        return out
