@@ -3,6 +3,7 @@
 The names follow Intel Open Image Denoise's training toolkit (why, and how its groups work: `n2n_live.commands.export`):
 
     <view>_<r>_<NNNN>spp.hdr.exr   .alb.exr   .nrm.exr      r = a, b, ... (independent realisations)
+    <view>_<r>_<NNNN>spp.emi.exr                            the part of that realisation seen straight from a light
     <view>_<r>_ref.hdr.exr   .alb.exr   .nrm.exr           (the same reference for every r; its albedo and normal
                                                             are the clean features OIDN's --clean_aux trains with)
 
@@ -14,16 +15,16 @@ import re
 from pathlib import Path
 
 REALISATION_TAGS = "abcdefghijklmnopqrstuvwxyz"
-FEATURES = ("hdr", "alb", "nrm")  # colour, albedo, normal
+FEATURES = ("hdr", "alb", "nrm", "emi")  # colour, albedo, normal, directly seen emission (noisy images only)
 
-_NAME = re.compile(r"^(?P<group>.+)_(?:(?P<spp>\d+)spp|(?P<ref>ref|reference|gt|target))\.(?P<feature>hdr|alb|nrm)\.exr$",
+_NAME = re.compile(r"^(?P<group>.+)_(?:(?P<spp>\d+)spp|(?P<ref>ref|reference|gt|target))\.(?P<feature>hdr|alb|nrm|emi)\.exr$",
                    re.IGNORECASE)
 _TAGGED = re.compile(r"^(?P<view>.+)_(?P<tag>[a-z])$")
 _HDR = re.compile(r"\.hdr\.exr$", re.IGNORECASE)
 
 
 def noisy_name(view: str, tag: str, spp: int, feature: str = "hdr") -> str:
-    """`<view>_<tag>_<NNNN>spp.<feature>.exr`, feature in hdr (colour), alb (albedo), nrm (normal)."""
+    """`<view>_<tag>_<NNNN>spp.<feature>.exr`, feature in hdr (colour), alb (albedo), nrm (normal), emi (emission)."""
     return f"{view}_{tag}_{spp:04d}spp.{feature}.exr"
 
 

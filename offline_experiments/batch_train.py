@@ -59,10 +59,11 @@ def validate(net: torch.nn.Module, views: list, ctx: Dist, amp: bool, tile: int)
     for view in views:
         ref = torch.from_numpy(view.reference)
         for level, reals in view.noisy.items():
-            colour, albedo, normal = reals[0]  # realisation a
+            colour, albedo, normal, emission = reals[0]  # realisation a
             zeros = np.zeros_like(colour)
             x = network_input(net, *(torch.from_numpy(a) for a in (colour, albedo if albedo is not None else zeros,
-                                                                    normal if normal is not None else zeros)))
+                                                                    normal if normal is not None else zeros)),
+                              emission=None if emission is None else torch.from_numpy(emission))
             y = mc_output(net, x.to(ctx.device), tile=tile, amp=amp)[0].permute(1, 2, 0).cpu()
             s = sums.setdefault(level, [0.0, 0.0, 0.0])
             s[0] += psnr_hdr(y, ref)

@@ -4,6 +4,7 @@ A dataset folder holds, per view and spp level, independent noisy realisations w
 high-spp reference per view (`n2n_live.dataset_names`; why these names: `n2n_live.commands.export`):
 
     <view>_<r>_<NNNN>spp.hdr.exr   .alb.exr   .nrm.exr      r = a, b, ... (independent realisations)
+    <view>_<r>_<NNNN>spp.emi.exr                            its directly seen emission (optional: 0 where absent)
     <view>_<r>_ref.hdr.exr                                  (the same reference for every r)
 
 A plain OIDN folder (`<name>_<NNNN>spp.*.exr` + `<name>_ref.hdr.exr`, one realisation) reads too; it can train
@@ -36,6 +37,7 @@ class Realisation:
     colour: Path
     albedo: Path | None = None
     normal: Path | None = None
+    emission: Path | None = None  # the part of `colour` seen straight from a light (older exports have none)
 
 
 @dataclass
@@ -49,10 +51,10 @@ class ViewFiles:
 
 @dataclass
 class View:
-    """A view's images in memory, HWC float32: noisy[spp] = [(colour, albedo, normal), ...] in tag order."""
+    """A view's images in memory, HWC float32: noisy[spp] = [(colour, albedo, normal, emission), ...] in tag order."""
 
     name: str
-    noisy: dict[int, list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]]]
+    noisy: dict[int, list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]]]
     reference: np.ndarray | None
 
     @property
@@ -87,7 +89,7 @@ def scan(folder, spp: list[int] | None = None) -> list[ViewFiles]:
     for (view, tag, level, feature), path in features.items():
         real = views[view].noisy.get(level, {}).get(tag)
         if real is not None:
-            setattr(real, "albedo" if feature == "alb" else "normal", path)
+            setattr(real, {"alb": "albedo", "nrm": "normal", "emi": "emission"}[feature], path)
     if spp:
         for vf in views.values():
             vf.noisy = {k: v for k, v in vf.noisy.items() if k in spp}
@@ -159,7 +161,8 @@ def _load_view(vf: ViewFiles, need_features: bool, need_reference: bool, min_rea
                     feats.append(None)
                 else:
                     feats.append(_read(path, f"the {what}", size))
-            images.append((colour, feats[0], feats[1]))
+            emission = _read(real.emission, "the emission", size) if real.emission is not None else None
+            images.append((colour, feats[0], feats[1], emission))
         noisy[level] = images
     reference = None
     if vf.reference is not None:
@@ -187,7 +190,7 @@ def sample_batch(rng: np.random.Generator, views: list[View], batch: int, crop: 
     mode "clean": input a random realisation, target the reference. Crops are flipped at random.
     """
     crop = min([crop] + [min(v.size) for v in views])  # tiny datasets: the whole image
-    colours, albedos, normals, targets = [], [], [], []
+    colours, albedos, normals, emissions, targets = [], [], [], [], []
     for _ in range(batch):
         view = views[rng.integers(len(views))]
         levels = sorted(view.noisy)
@@ -200,12 +203,15 @@ def sample_batch(rng: np.random.Generator, views: list[View], batch: int, crop: 
             tgt = reals[j][0]
         else:
             i, tgt = int(rng.integers(len(reals))), view.reference
-        colour, albedo, normal = reals[i]
+        colour, albedo, normal, emission = reals[i]
         colours.append(_crop(colour, y, x, crop, crop, fx, fy))
-        albedos.append(_crop(albedo, y, x, crop, crop, fx, fy) if albedo is not None else np.zeros((crop, crop, 3), np.float32))
-        normals.append(_crop(normal, y, x, crop, crop, fx, fy) if normal is not None else np.zeros((crop, crop, 3), np.float32))
+        zeros = np.zeros((crop, crop, 3), np.float32)
+        albedos.append(_crop(albedo, y, x, crop, crop, fx, fy) if albedo is not None else zeros)
+        normals.append(_crop(normal, y, x, crop, crop, fx, fy) if normal is not None else zeros)
+        emissions.append(_crop(emission, y, x, crop, crop, fx, fy) if emission is not None else zeros)
         targets.append(_crop(tgt, y, x, crop, crop, fx, fy))
     stack = lambda arrays: torch.from_numpy(np.stack(arrays))  # noqa: E731
     if net is not None:
-        return network_input(net, stack(colours), stack(albedos), stack(normals)), target(stack(targets))
+        return (network_input(net, stack(colours), stack(albedos), stack(normals), emission=stack(emissions)),
+                target(stack(targets)))
     return assemble(stack(colours), stack(albedos), stack(normals)), target(stack(targets))

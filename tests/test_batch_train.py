@@ -72,6 +72,25 @@ def test_names_parse_and_dataset_pairs_realisations(tmp_path):
     assert len(mc_dataset.scan(data, spp=[64])[0].noisy) == 1
 
 
+def test_batches_carry_each_realisations_emission_to_a_network_that_filters_it_apart(tmp_path):
+    from n2n_live.models.kernel import KernelPredictingNet
+
+    data = make_dataset(tmp_path / "data", views=1, size=(16, 16), tags="ab")
+    assert parse_name("synth_view0000_a_0008spp.emi.exr") == ("synth_view0000", "a", 8, "emi")
+    for t, value in (("a", 3.0), ("b", 5.0)):  # a light seen straight on in the top rows, different per realisation
+        emitted = np.zeros((16, 16, 3), np.float32)
+        emitted[:4] = value
+        write_exr(data / noisy_name("synth_view0000", t, 8, "emi"), {"": emitted})
+    views = mc_dataset.load(mc_dataset.scan(data), min_realisations=2)
+    net = KernelPredictingNet(n_in=9, emission=True)
+    x, _ = mc_dataset.sample_batch(np.random.default_rng(0), views, 8, 16, "noisy", net=net)
+    emitted = x[:, -3:]
+    assert x.shape[1] == 9 + 3 + 3 and set(torch.unique(emitted).tolist()) == {0.0, 3.0, 5.0}
+    # rows 0-3 of the crop, or rows 12-15 when it was flipped upside down
+    lit = emitted.amax(dim=(1, 3)) > 0
+    assert all(r.tolist() in ([True] * 4 + [False] * 12, [False] * 12 + [True] * 4) for r in lit)
+
+
 def test_train_writes_run_folder_and_starts_from_live_network(tmp_path, capsys):
     data = make_dataset(tmp_path / "data")
     live = tmp_path / "live.pt"

@@ -86,10 +86,14 @@ def test_export_names_match_oidn_and_read_back(dataset):
     assert len(loaded) == 3
     for v in loaded:
         assert v.reference.shape == (12, 16, 3) and sorted(v.noisy) == [1, 2]
-        colour, albedo, normal = v.noisy[2][0]
+        colour, albedo, normal, emission = v.noisy[2][0]
         assert colour.shape == albedo.shape == normal.shape == (12, 16, 3)
         assert not np.array_equal(v.noisy[2][0][0], v.noisy[2][1][0])  # independent realisations
         assert np.isfinite(colour).all() and colour.mean() > 0 and 0 <= albedo.min() and albedo.max() <= 1
+        # each realisation's directly seen emission, a part of its own colour (the live network filters it apart)
+        assert emission.shape == colour.shape and 0 <= emission.min() and (emission <= colour + 1e-4).all()
+    lights = [v.noisy[2][k][3] for v in loaded for k in (0, 1)]
+    assert max(float(e.max()) for e in lights) > 1.0  # the Cornell box's light is in view
     ref_albedo = read_rgb(dataset / "cornell-box_view0001_a_ref.alb.exr")
     ref_normal = read_rgb(dataset / "cornell-box_view0001_a_ref.nrm.exr")
     assert ref_albedo.shape == ref_normal.shape == (12, 16, 3) and 0 <= ref_albedo.min() and ref_albedo.max() <= 1

@@ -18,6 +18,8 @@ second independent realisation cannot sit in the same group (its last field woul
 
 OIDN pairs each realisation with the reference (clean targets, its own way of training); our batch trainer reads
 the same names, puts the realisations of a view back together (Noise2Noise pairs) and reads each reference once.
+Each realisation also gets `.emi.exr`, the part of its colour seen straight from a light (its own samples': the live
+network filters it apart, and the warm start learns the same way; OIDN's toolkit ignores the file).
 A pair's albedo and normal are the same image for both realisations (hard links too). The reference's albedo and
 normal, rendered at the reference's spp, are the clean features OIDN's `train.py --clean_aux` trains with.
 
@@ -189,6 +191,10 @@ def _render_view(out: Path, tracers: dict, v: dict, settings: dict) -> dict:
                     _link(nrm, out / noisy_name(name, t, spp, "nrm"))
                 files += [noisy_name(name, t, spp, f) for f in ("hdr", "alb", "nrm")]
                 render["files"][t], render["seeds"][t] = hdr.name, int(render_seed)
+            if pair.emission is not None:  # each realisation's own: the live network filters a light's apart
+                for t, emitted in zip(pair_tags, pair.emission):
+                    _write(out / noisy_name(name, t, spp, "emi"), emitted)
+                    files.append(noisy_name(name, t, spp, "emi"))
             renders.append(render)
     record = {"name": name, "scene": v["scene"], "kind": v["kind"], "frame": v["frame"], "index": v["index"],
               "camera": {"origin": cam.origin.tolist(), "target": cam.target.tolist(), "up": cam.up.tolist(),

@@ -17,8 +17,8 @@ from .. import models
 from ..checkpoint import model_spec, network_from, read_checkpoint
 
 INIT_CHOICES = ("warm", "none")
-# Options that change what a network reads at run time but neither its weights nor what offline training fed it
-# (exports carry no emission): the same warm start serves both settings, so ablations compare like with like.
+# Options that change what a network reads at run time but not its weights (the warm start learnt with emission
+# apart, from the exports' .emi.exr): the same weights serve both settings, so ablations compare like with like.
 RUNTIME_OPTIONS = ("emission",)
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "warm_start.pt"  # package data (pyproject.toml)
 
