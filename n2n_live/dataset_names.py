@@ -55,3 +55,10 @@ def features_beside(colour: Path) -> tuple[Path, Path] | None:
     stem = _HDR.sub("", colour.name)
     albedo, normal = colour.with_name(f"{stem}.alb.exr"), colour.with_name(f"{stem}.nrm.exr")
     return (albedo, normal) if albedo.is_file() and normal.is_file() else None
+
+
+def emission_beside(colour: Path) -> Path | None:
+    """X.emi.exr (n2n-export: the part of X seen straight from a light) when it exists beside `X.hdr.exr`, else None."""
+    colour = Path(colour)
+    emission = colour.with_name(_HDR.sub(".emi.exr", colour.name)) if _HDR.search(colour.name) else None
+    return emission if emission is not None and emission.is_file() else None

@@ -104,6 +104,27 @@ def test_features_beside_an_exported_input_are_used_and_flags_win(tmp_path, mc_f
     assert not np.allclose(read_rgb(tmp_path / "flag_wins.exr"), read_rgb(tmp_path / "beside.exr"))
 
 
+def test_a_kernel_network_reads_the_emission_exported_beside_its_input(tmp_path, mc_files, capsys):
+    """X.emi.exr (n2n-export) is the light a kernel network filters apart, never divided by the albedo: used when it
+    is there, with a note (without demodulation the split would not change the linear filter's result)."""
+    from n2n_live.models.kernel import KernelPredictingNet
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "k.pt", KernelPredictingNet(n_in=9, demodulate=True, emission=True), kind="mc")
+    hdr = tmp_path / "cbox_view0001_a_0008spp.hdr.exr"
+    for src, ext in (("noisy", "hdr"), ("alb", "alb"), ("nrm", "nrm")):
+        hdr.with_name(f"cbox_view0001_a_0008spp.{ext}.exr").write_bytes(mc_files[src].read_bytes())
+    ck = ["--checkpoint", tmp_path / "k.pt", "--input", hdr]
+    assert run([*ck, "--out", tmp_path / "without.exr"]) == 0
+    emitted = np.zeros((40, 72, 3), np.float32)
+    emitted[:8] = read_rgb(hdr)[:8]  # the top rows are a light's, seen straight on
+    write_exr(hdr.with_name("cbox_view0001_a_0008spp.emi.exr"), {"": emitted})
+    capsys.readouterr()
+    assert run([*ck, "--out", tmp_path / "with.exr"]) == 0
+    assert "cbox_view0001_a_0008spp.emi.exr" in capsys.readouterr().err
+    assert not np.allclose(read_rgb(tmp_path / "with.exr"), read_rgb(tmp_path / "without.exr"))
+
+
 def test_synthetic_noise_networks_on_png_and_jpg(tmp_path):
     rng = np.random.default_rng(1)
     Image.fromarray((rng.random((50, 60, 3)) * 255).astype(np.uint8)).save(tmp_path / "photo.png")

@@ -7,7 +7,7 @@
 Any checkpoint works: live-saved or batch-trained Monte Carlo networks (kind "mc", any model of n2n_live.models:
 the checkpoint records which; EXR input, linear HDR output; 9 or 10 input channels need the albedo and normal,
 given as files, as `albedo`/`normal` layers of the input EXR, or beside an input named X.hdr.exr as X.alb.exr and
-X.nrm.exr, n2n-export's naming), and the synthetic-noise models of the experiments (other kinds; 3 or 1 input channels, images in [0, 1]
+X.nrm.exr, n2n-export's naming; a kernel network that filters a light apart also reads X.emi.exr there), and the synthetic-noise models of the experiments (other kinds; 3 or 1 input channels, images in [0, 1]
 shifted to [-0.5, 0.5], PNG/JPG/EXR input). Monte Carlo networks go through the live Denoiser's inference seam
 (`denoiser.mc_output`), so a file gives what the live app shows for the same input. Large images are denoised in overlapping tiles blended with linear
 ramps, so memory stays bounded. The output format follows the extension (.exr linear, .png/.jpg 8-bit; an MC
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..dataset_names import features_beside
+from ..dataset_names import emission_beside, features_beside
 from ..live.denoiser import mc_output
 from ..errors import UserError, exit_on_user_error
 from ..images import LDR_SUFFIXES, read_ldr
@@ -122,7 +122,14 @@ def _mc_input(args, n_in: int, net=None) -> tuple[torch.Tensor, np.ndarray]:
             raise UserError(f"{src}: {what} is {img.shape[1]}x{img.shape[0]}, the input is {w}x{h}")
         img = _repaired(args, img, src if src != args.input else f"{src} ({what})")
         feats.append(torch.from_numpy(np.ascontiguousarray(img)))
-    return network_input(net, torch.from_numpy(colour), feats[0], feats[1]), colour
+    emitted = emission_beside(args.input) if getattr(net, "emission", False) else None
+    if emitted is not None:  # a kernel net filters a light apart; without the file nothing counts as emitting
+        img = read_rgb(emitted)
+        if img.shape[:2] != (h, w):
+            raise UserError(f"{emitted}: the emission is {img.shape[1]}x{img.shape[0]}, the input is {w}x{h}")
+        print(f"{PROG}: using {emitted.name} beside the input (the light seen straight on)", file=sys.stderr)
+        emitted = torch.from_numpy(np.ascontiguousarray(_repaired(args, img, emitted)))
+    return network_input(net, torch.from_numpy(colour), feats[0], feats[1], emission=emitted), colour
 
 
 def denoise_file(args) -> tuple[np.ndarray, bool]:
