@@ -104,8 +104,10 @@ def load_data(cfg: TrainConfig, ctx: Dist) -> tuple[list, list, list, list]:
         train_files, val_files = mc_dataset.split(files, cfg.val_fraction)
         mine = mc_dataset.views_for_rank(train_files, ctx.rank, ctx.world)
         train_views = mc_dataset.load(mine, need_reference=cfg.target == "clean",
-                                      min_realisations=2 if cfg.target == "noisy" else 1, skip_bad=cfg.skip_bad)
-        val_views = mc_dataset.load(val_files[ctx.rank::ctx.world], need_reference=True, skip_bad=cfg.skip_bad)
+                                      min_realisations=2 if cfg.target == "noisy" else 1, skip_bad=cfg.skip_bad,
+                                      emission=cfg.emission)
+        val_views = mc_dataset.load(val_files[ctx.rank::ctx.world], need_reference=True, skip_bad=cfg.skip_bad,
+                                    emission=cfg.emission)
         if not train_views:
             raise UserError(f"{cfg.data}: no usable training views left")
         result = files, val_files, train_views, val_views

@@ -127,12 +127,13 @@ def _read(path: Path, what: str, size: tuple[int, int] | None) -> np.ndarray:
 
 
 def load(files: list[ViewFiles], need_features: bool = True, need_reference: bool = False,
-         min_realisations: int = 1, skip_bad: bool = False) -> list[View]:
-    """Read and check the views' images. Bad files raise a UserError naming them, or with `skip_bad` drop their view."""
+         min_realisations: int = 1, skip_bad: bool = False, emission: bool = True) -> list[View]:
+    """Read and check the views' images. Bad files raise a UserError naming them, or with `skip_bad` drop their view.
+    `emission=False` leaves the .emi.exr files unread (None: nothing counts as emitting)."""
     views = []
     for vf in files:
         try:
-            views.append(_load_view(vf, need_features, need_reference, min_realisations))
+            views.append(_load_view(vf, need_features, need_reference, min_realisations, emission))
         except UserError as e:
             if not skip_bad:
                 raise
@@ -140,7 +141,8 @@ def load(files: list[ViewFiles], need_features: bool = True, need_reference: boo
     return views
 
 
-def _load_view(vf: ViewFiles, need_features: bool, need_reference: bool, min_realisations: int) -> View:
+def _load_view(vf: ViewFiles, need_features: bool, need_reference: bool, min_realisations: int,
+               emission: bool = True) -> View:
     size = None
     noisy = {}
     for level, reals in sorted(vf.noisy.items()):
@@ -161,8 +163,8 @@ def _load_view(vf: ViewFiles, need_features: bool, need_reference: bool, min_rea
                     feats.append(None)
                 else:
                     feats.append(_read(path, f"the {what}", size))
-            emission = _read(real.emission, "the emission", size) if real.emission is not None else None
-            images.append((colour, feats[0], feats[1], emission))
+            emitted = _read(real.emission, "the emission", size) if emission and real.emission is not None else None
+            images.append((colour, feats[0], feats[1], emitted))
         noisy[level] = images
     reference = None
     if vf.reference is not None:

@@ -92,6 +92,10 @@ class TrainConfig:
     skip_bad: bool = False
     """Report unreadable files and train on the other views instead of stopping."""
 
+    emission: bool = True
+    """Feed the exports' directly seen emission (.emi.exr) to a kernel network that filters a light apart; False: as
+    if nothing emitted (lights stay in the filter, as the bundled warm start learnt: docs/design-notes.md)."""
+
     quiet: bool = False
     """No progress bar."""
 
@@ -171,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tile", type=integer(32, 8192), default=D.tile, help="validation tile size (default 512)")
     ap.add_argument("--threads", type=integer(1, 1024), default=D.threads, help="CPU threads per process (default: torch's choice)")
     ap.add_argument("--skip-bad", action="store_true", help="report bad files and train on the other views")
+    ap.add_argument("--emission", action=argparse.BooleanOptionalAction, default=D.emission,
+                    help="feed each realisation's .emi.exr to a kernel network that filters a light apart (default on; "
+                    "--no-emission: lights stay inside the filter, as the bundled warm start was trained)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
     return ap
 

@@ -6,8 +6,8 @@ reference image anywhere, written to n2n_live/weights/warm_start.pt (live/warm_s
 
 1. export: `n2n-export --ref-spp 0` (no reference is rendered or written) of every bundled scene (`scenes.names()`),
    --views views each evenly along its fly-through, two independent --spp renders per view with albedo and normal;
-2. train: `n2n-train --target noisy --model live` (Noise2Noise targets, exactly the network n2n-live builds by
-   default; with no reference there is no validation);
+2. train: `n2n-train --target noisy --model live --no-emission` (Noise2Noise targets, exactly the network n2n-live
+   builds by default, lights inside its filter; with no reference there is no validation);
 3. write: the network's weights only (no optimiser state: ~0.6 MB), with how they were made in the file's meta.
 
 Budget (the defaults): 4 scenes x 8 views at 128x128, 8 spp (the export: under a minute, ~0.8 s a view); 1500
@@ -65,11 +65,12 @@ def export_argv(args) -> list[str]:
 
 
 def train_argv(args) -> list[str]:
-    """n2n-train's flags: noisy targets, the live network, nothing held out (there is no reference to score)."""
+    """n2n-train's flags: noisy targets, the live network, nothing held out (there is no reference to score), lights
+    inside the filter (--no-emission: learning them apart scored lower, docs/design-notes.md)."""
     return ["--data", str(args.work / "data"), "--out", str(args.work / "run"), "--target", "noisy", "--model", "live",
             "--iters", str(args.iters), "--batch", str(args.batch), "--crop", str(args.crop), "--lr", str(args.lr),
             "--seed", str(args.seed), "--threads", str(args.threads), "--device", args.device, "--val-fraction", "0",
-            "--ckpt-every", str(max(1, min(500, args.iters))), *(["--quiet"] if args.quiet else [])]
+            "--ckpt-every", str(max(1, min(500, args.iters))), "--no-emission", *(["--quiet"] if args.quiet else [])]
 
 
 def commit() -> str:

@@ -89,6 +89,10 @@ def test_batches_carry_each_realisations_emission_to_a_network_that_filters_it_a
     # rows 0-3 of the crop, or rows 12-15 when it was flipped upside down
     lit = emitted.amax(dim=(1, 3)) > 0
     assert all(r.tolist() in ([True] * 4 + [False] * 12, [False] * 12 + [True] * 4) for r in lit)
+    # n2n-train --no-emission (the warm start's recipe): the files stay unread, nothing counts as emitting
+    dark = mc_dataset.load(mc_dataset.scan(data), min_realisations=2, emission=False)
+    x, _ = mc_dataset.sample_batch(np.random.default_rng(0), dark, 8, 16, "noisy", net=net)
+    assert dark[0].noisy[8][0][3] is None and float(x[:, -3:].abs().max()) == 0.0
 
 
 def test_train_writes_run_folder_and_starts_from_live_network(tmp_path, capsys):

@@ -17,8 +17,8 @@ from .. import models
 from ..checkpoint import model_spec, network_from, read_checkpoint
 
 INIT_CHOICES = ("warm", "none")
-# Options that change what a network reads at run time but not its weights (the warm start learnt with emission
-# apart, from the exports' .emi.exr): the same weights serve both settings, so ablations compare like with like.
+# Options that change what a network reads at run time but not its weights (the warm start learnt with lights inside
+# its filter, n2n-train --no-emission): the same weights serve both settings, so ablations compare like with like.
 RUNTIME_OPTIONS = ("emission",)
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "warm_start.pt"  # package data (pyproject.toml)
 
