@@ -33,7 +33,7 @@ def test_factory_builds_each_model_and_the_paper_model_is_table_2():
     assert isinstance(net, KernelPredictingNet) and net.n_in == 10
     assert models.spec(net) == {"name": "kernel", "n_in": 10, "options": {
         "kernel_size": 3, "dilations": [1, 2], "trunk": "small", "width": 32, "blend": False, "demodulate": False,
-        "emission": False}}
+        "emission": False, "despeckle": False}}
     assert type(models.rebuild(net)) is KernelPredictingNet and models.linear_channels(net) == 3
     with pytest.raises(UserError):
         models.build("resnet")

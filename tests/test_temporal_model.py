@@ -5,7 +5,7 @@ import torch
 
 from n2n_live import features
 from n2n_live.live.batch import frame_tensors
-from n2n_live.models.kernel import KernelPredictingNet
+from n2n_live.models.kernel import KernelPredictingNet, despeckle, median3x3
 
 pytestmark = pytest.mark.numeric
 
@@ -123,3 +123,50 @@ def test_a_small_lights_filter_on_its_bounding_box_equals_the_whole_frames():
         light[0, :, region[0], region[1]] = 7.0 * torch.rand(3, 1, 1)
         assert torch.allclose(net.filter_sparse(light, kernels), net.filter(light, kernels), atol=1e-6)
     assert torch.equal(net.filter_sparse(torch.zeros(2, 3, 48, 40), kernels), torch.zeros(2, 3, 48, 40))
+
+
+def test_a_firefly_is_cut_before_filtering_when_denoising_but_a_light_and_training_keep_theirs():
+    # a flat surface (0.1 reflected) with one 1000x firefly in its reflected light and a light of 20 seen straight on
+    albedo, normal = torch.full((H, W, 3), 0.5), torch.zeros(H, W, 3)
+    normal[..., 2] = 1.0
+    emission = torch.zeros(H, W, 3)
+    emission[2:4, 2:4] = 20.0
+    colour = torch.full((H, W, 3), 0.1) + emission
+    colour[10, 16] = 100.0
+    def denoise(image, despeckle, train=False):
+        torch.manual_seed(0)
+        net = KernelPredictingNet(features.N_FEATURES, trunk="small", width=8, demodulate=True, emission=True,
+                                  despeckle=despeckle).train(train)
+        with torch.no_grad():
+            return net(features.network_input(net, image, albedo, normal, emission=emission))[0]
+
+    out = {(d, t): denoise(colour, d, t) for d, t in ((True, False), (False, False), (True, True))}
+    # the firefly's pixel and its neighbours stay at the surface's level, within the bound 3 x 0.1 + 0.05 x albedo
+    assert float(out[True, False][:, 8:13, 14:19].max()) <= 0.1 * 3 + 0.05 * 0.52 + 1e-4
+    for kept in (out[False, False], out[True, True]):  # off, and while training: the firefly is filtered, not cut
+        assert float(kept[:, 10, 16].min()) > 1.0
+    # the light is not a firefly: with emission apart, a frame without the firefly comes out unchanged
+    clean = colour.clone()
+    clean[10, 16] = 0.1
+    assert torch.equal(denoise(clean, True), denoise(clean, False))
+
+
+def test_despeckle_cuts_isolated_outliers_only():
+    img = torch.full((1, 3, 9, 9), 0.2)
+    img[0, :, 4, 4] = torch.tensor([6.0, 3.0, 3.0])  # a reddish firefly: cut to 3 x 0.2 + 0.05, hue kept
+    img[0, :, 6:9, :] = 5.0  # a bright band 3 pixels wide: a feature, not a speckle (most of every 3x3 sees it)
+    out = despeckle(img)
+    assert torch.allclose(out[0, :, 4, 4].mean(), torch.tensor(0.65)) and out[0, 0, 4, 4] == 2 * out[0, 1, 4, 4]
+    keep = torch.ones(9, 9, dtype=torch.bool)
+    keep[4, 4] = False
+    assert torch.equal(out[0][:, keep], img[0][:, keep])
+
+
+def test_median3x3_is_the_median_of_each_neighbourhood():
+    g = torch.Generator().manual_seed(3)
+    for shape in ((2, 1, 17, 23), (1, 3, 5, 4), (1, 1, 1, 1)):
+        x = torch.rand(shape, generator=g)
+        x[x < 0.3] = 0.5  # ties
+        n, c, h, w = x.shape
+        stack = torch.nn.functional.unfold(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3)
+        assert torch.equal(median3x3(x), stack.view(n, c, 9, h, w).median(dim=2).values)

@@ -52,6 +52,7 @@ LAST_N = 10
 # A variant's optional settings, for ablations (LiveConfig fields; live/config.py says what each does)
 SETTINGS = {"target": ("temporal_target", ("raw", "history", "mix")), "blend": ("blend", ("on", "off")),
             "demodulate": ("demodulate", ("on", "off")), "emission": ("emission", ("on", "off")),
+            "despeckle": ("despeckle", ("on", "off")),
             "resample": ("resample", ("bilinear", "catmull-rom")),
             "clamp": ("clamp", ("on", "off")), "clip": ("spike_clip", ("on", "off")),
             "average": ("weight_average", ("on", "off"))}

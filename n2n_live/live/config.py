@@ -143,6 +143,11 @@ class LiveConfig:
     ceiling beside it, and keep it out of the histories so that they do not drag it along (models/kernel.py,
     live/temporal.py)."""
 
+    despeckle: bool = True
+    """Kernel model with emission apart: when denoising (not training), cut the reflected light's fireflies, pixels
+    brighter than 3x their 3x3 median + 0.05, before the kernels spread them (models/kernel.py `despeckle`; biased
+    by the dropped energy, so the training targets and what the network learns stay Noise2Noise's)."""
+
     clamp: bool = False
     """Clamp each reprojected history into its own stream's raw 3x3 neighbourhood range (temporal.py)."""
 
@@ -225,6 +230,8 @@ def model_inputs(cfg) -> dict:
     extra = {"demodulate": True} if kernel and cfg.demodulate else {}
     if kernel and getattr(cfg, "emission", False):
         extra["emission"] = True
+        if getattr(cfg, "despeckle", False):
+            extra["despeckle"] = True
     if not cfg.temporal:
         return {"n_in": features.N_FEATURES, **extra}
     if cfg.blend and cfg.model == "kernel":

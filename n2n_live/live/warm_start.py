@@ -18,8 +18,9 @@ from ..checkpoint import model_spec, network_from, read_checkpoint
 
 INIT_CHOICES = ("warm", "none")
 # Options that change what a network reads at run time but not its weights (the warm start learnt with lights inside
-# its filter, n2n-train --no-emission): the same weights serve both settings, so ablations compare like with like.
-RUNTIME_OPTIONS = ("emission",)
+# its filter, n2n-train --no-emission; despeckle acts only when denoising): the same weights serve every setting, so
+# ablations compare like with like.
+RUNTIME_OPTIONS = ("emission", "despeckle")
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "warm_start.pt"  # package data (pyproject.toml)
 
 

@@ -13,6 +13,9 @@ colour (+ 3 of this frame's raw colour with `blend`, + 3 of the emission the cam
 so the one seam (pad -> network -> unpad), the random crops and the tiled denoiser stay unchanged.
 With `emission`, that emission is filtered apart from the light surfaces reflect: demodulation divides colour by the
 albedo, and a light's black albedo made its radiance 50x larger there, so the kernels smeared it into the ceiling.
+With `despeckle` as well, the reflected light's fireflies are cut before filtering when the network denoises (eval
+mode), never while it trains: the kernels would spread each into a blob, and L_HDR, relative to the output, charges a
+kept firefly no more than any other pixel's error (a 3x3 median bound, `despeckle`).
 """
 from __future__ import annotations
 
@@ -25,6 +28,8 @@ from .unet import UNet, _conv
 ALPHA = 0.1
 DEMODULATE_EPS = 0.02  # keeps black albedo (sky, emitters) finite: there colour passes at 1/0.02 scale
 BLEND_INIT = 2.0  # logit of the history's initial blend weight (0.88): trust the history until taught otherwise
+# despeckle: a pixel of reflected light brighter than RATIO x its 3x3 median + FLOOR is cut to that (docs/design-notes.md)
+DESPECKLE_RATIO, DESPECKLE_FLOOR = 3.0, 0.05
 
 
 class SmallUNet(nn.Module):
@@ -61,6 +66,32 @@ class SmallUNet(nn.Module):
 TRUNKS = {"unet": UNet, "small": SmallUNet}
 
 
+# Compare-exchange pairs whose 19 steps leave the median of 9 values at index 4 (Paeth's network, as in Devillard's
+# "Fast median search"): elementwise min/max of 9 shifted images, ~40x faster on a CPU than sorting an unfolded stack.
+MEDIAN9 = ((1, 2), (4, 5), (7, 8), (0, 1), (3, 4), (6, 7), (1, 2), (4, 5), (7, 8), (0, 3), (5, 8), (4, 7), (3, 6),
+           (1, 4), (2, 5), (4, 7), (4, 2), (6, 4), (4, 2))
+
+
+def median3x3(image: torch.Tensor) -> torch.Tensor:
+    """The per-pixel median of NCHW `image` over each 3x3 neighbourhood (border replicated)."""
+    h, w = image.shape[-2:]
+    padded = F.pad(image, (1, 1, 1, 1), mode="replicate")
+    v = [padded[..., i:i + h, j:j + w] for i in range(3) for j in range(3)]
+    for a, b in MEDIAN9:
+        v[a], v[b] = torch.minimum(v[a], v[b]), torch.maximum(v[a], v[b])
+    return v[4]
+
+
+def despeckle(colour: torch.Tensor, ratio: float = DESPECKLE_RATIO, floor: float = DESPECKLE_FLOOR) -> torch.Tensor:
+    """NCHW `colour` with every pixel whose mean over channels exceeds `ratio` x its 3x3 neighbourhood's median + `floor`
+    scaled down to that bound (hue kept): a firefly the kernels would otherwise spread into a blob. Biased (the
+    outlier's energy is dropped), so it serves the displayed image only, never training; a bright line one or two
+    pixels wide (under 5 of a 3x3) counts as speckle too."""
+    lum = colour.mean(dim=1, keepdim=True)
+    bound = ratio * median3x3(lum) + floor
+    return colour * torch.where(lum > bound, bound / lum.clamp(min=1e-12), torch.ones_like(lum))
+
+
 def apply_kernel(colour: torch.Tensor, weights: torch.Tensor, dilation: int) -> torch.Tensor:
     """Filter NCHW `colour` with per-pixel KxK `weights` (N, K*K, H, W, normalised by the caller), taps
     `dilation` pixels apart. The border is replicated, so a normalised kernel keeps its normalisation there."""
@@ -86,7 +117,8 @@ class KernelPredictingNet(nn.Module):
     linear_channels = 3  # channels of linear colour appended to the features
 
     def __init__(self, n_in: int = 9, kernel_size: int = 5, dilations=(1, 2, 4), trunk: str = "small",
-                 width: int = 32, blend: bool = False, demodulate: bool = False, emission: bool = False):
+                 width: int = 32, blend: bool = False, demodulate: bool = False, emission: bool = False,
+                 despeckle: bool = False):
         super().__init__()
         if trunk not in TRUNKS:
             raise ValueError(f"unknown trunk {trunk!r} (choose from {', '.join(TRUNKS)})")
@@ -100,6 +132,7 @@ class KernelPredictingNet(nn.Module):
         self.blend = bool(blend)
         self.demodulate = bool(demodulate)
         self.emission = bool(emission)
+        self.despeckle = bool(despeckle)
         self.colour_channels = 6 if self.blend else 3
         self.linear_channels = self.colour_channels + 3 * int(self.emission)  # + the directly seen emission
         m = kk * len(self.dilations) + int(self.blend)
@@ -117,7 +150,8 @@ class KernelPredictingNet(nn.Module):
     @property
     def options(self) -> dict:
         return {"kernel_size": self.kernel_size, "dilations": list(self.dilations), "trunk": self.trunk_name,
-                "width": self.width, "blend": self.blend, "demodulate": self.demodulate, "emission": self.emission}
+                "width": self.width, "blend": self.blend, "demodulate": self.demodulate, "emission": self.emission,
+                "despeckle": self.despeckle}
 
     def kernels(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self._predict(x)[0]
@@ -146,7 +180,10 @@ class KernelPredictingNet(nn.Module):
         # A light's own radiance is filtered apart, never divided by its black albedo.
         c = self.n_in + self.colour_channels
         emitted = x[:, c:c + 3].float()
-        reflected = self.filter((colour - emitted).clamp(min=0.0) / albedo, kernels) * albedo
+        reflected = (colour - emitted).clamp(min=0.0) / albedo
+        if self.despeckle and not self.training:  # only with the lights apart: a light's edge is no firefly
+            reflected = despeckle(reflected)
+        reflected = self.filter(reflected, kernels) * albedo
         return reflected + self.filter_sparse(emitted, kernels)
 
     def filter_sparse(self, colour: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
