@@ -5,6 +5,7 @@ import torch
 
 from n2n_live import features
 from n2n_live.live.batch import frame_tensors
+from n2n_live.models import kernel
 from n2n_live.models.kernel import KernelPredictingNet, despeckle, median3x3
 
 pytestmark = pytest.mark.numeric
@@ -105,13 +106,31 @@ def test_a_lights_radiance_is_filtered_undivided_by_its_black_albedo():
         assert x.shape[1] == 9 + 3 + 3 * separate
         with torch.no_grad():
             out = net(x)[0].permute(1, 2, 0)
-            blurred = net.filter(emission.permute(2, 0, 1)[None], net.kernels(x))[0].permute(1, 2, 0)
+            light = net.kernels(x)[:kernel.EMISSION_STAGES] if separate else net.kernels(x)
+            blurred = net.filter(emission.permute(2, 0, 1)[None], light)[0].permute(1, 2, 0)
         if separate:  # exactly: the reflected light, filtered in albedo units, plus the light's plain blur
             reflected = (0.2 * albedo / (albedo + 0.02)).permute(2, 0, 1)[None]
             reflected = net.filter(reflected, net.kernels(x))[0].permute(1, 2, 0) * (albedo + 0.02)
             assert torch.allclose(out, reflected + blurred, atol=1e-4)
         leak[separate] = float((out - 0.1 - blurred)[0:4].max())  # rows above the light: more than a plain blur
     assert leak[True] < 1e-4 and leak[False] > 1.0  # the mutant: the light divided by 0.02 floods the surface
+
+
+def test_a_lights_radiance_reaches_no_further_than_the_first_two_stages():
+    # one light pixel: its edge's coverage noise is smoothed within 2 + 4 pixels, never carried 14 into the black
+    torch.manual_seed(2)
+    net = KernelPredictingNet(features.N_FEATURES, trunk="small", width=8, demodulate=True, emission=True).eval()
+    albedo, normal = torch.full((H, W, 3), 0.5), torch.zeros(H, W, 3)
+    normal[..., 2] = 1.0
+    emission = torch.zeros(H, W, 3)
+    emission[8, 16] = 20.0
+    with torch.no_grad():
+        out = net(features.network_input(net, emission, albedo, normal, emission=emission))[0].amax(0)
+    reach = 2 * (1 + 2)
+    assert float(out[8, 16]) > 1.0 and float(out[8, 16 + reach]) > 0.0
+    lit = out > 0
+    lit[8 - reach:8 + reach + 1, 16 - reach:16 + reach + 1] = False
+    assert not bool(lit.any())  # the mutant, all three stages: lit up to 14 pixels away
 
 
 def test_a_small_lights_filter_on_its_bounding_box_equals_the_whole_frames():
@@ -121,7 +140,8 @@ def test_a_small_lights_filter_on_its_bounding_box_equals_the_whole_frames():
     for region in ((slice(20, 23), slice(5, 9)), (slice(0, 2), slice(30, 40)), (slice(0, 48), slice(0, 40))):
         light = torch.zeros(2, 3, 48, 40)
         light[0, :, region[0], region[1]] = 7.0 * torch.rand(3, 1, 1)
-        assert torch.allclose(net.filter_sparse(light, kernels), net.filter(light, kernels), atol=1e-6)
+        for stages in (kernels, kernels[:kernel.EMISSION_STAGES]):
+            assert torch.allclose(net.filter_sparse(light, stages), net.filter(light, stages), atol=1e-6)
     assert torch.equal(net.filter_sparse(torch.zeros(2, 3, 48, 40), kernels), torch.zeros(2, 3, 48, 40))
 
 

@@ -12,7 +12,8 @@ Input convention (features.network_input): the trunk's `n_in` feature channels f
 colour (+ 3 of this frame's raw colour with `blend`, + 3 of the emission the camera sees directly with `emission`),
 so the one seam (pad -> network -> unpad), the random crops and the tiled denoiser stay unchanged.
 With `emission`, that emission is filtered apart from the light surfaces reflect: demodulation divides colour by the
-albedo, and a light's black albedo made its radiance 50x larger there, so the kernels smeared it into the ceiling.
+albedo, and a light's black albedo made its radiance 50x larger there, so the kernels smeared it into the ceiling;
+only the first EMISSION_STAGES stages filter it, enough for its edge's coverage noise.
 With `despeckle` as well, the reflected light's fireflies are cut before filtering when the network denoises (eval
 mode), never while it trains: the kernels would spread each into a blob, and L_HDR, relative to the output, charges a
 kept firefly no more than any other pixel's error (a 3x3 median bound, `despeckle`).
@@ -30,6 +31,9 @@ DEMODULATE_EPS = 0.02  # keeps black albedo (sky, emitters) finite: there colour
 BLEND_INIT = 2.0  # logit of the history's initial blend weight (0.88): trust the history until taught otherwise
 # despeckle: a pixel of reflected light brighter than RATIO x its 3x3 median + FLOOR is cut to that (docs/design-notes.md)
 DESPECKLE_RATIO, DESPECKLE_FLOOR = 3.0, 0.05
+# A light seen straight on is exact but for its edge pixels' coverage, which the first two a-trous stages (6 pixels'
+# reach at K = 5) smooth; trained through all three, the kernels leaked more into black pixels (docs/design-notes.md)
+EMISSION_STAGES = 2
 
 
 class SmallUNet(nn.Module):
@@ -164,6 +168,7 @@ class KernelPredictingNet(nn.Module):
         return kernels, torch.sigmoid(logits[:, -1:].float()) if self.blend else None
 
     def filter(self, colour: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
+        """`colour` through the given kernels, stage after stage (fewer kernels than dilations: the first stages)."""
         for weights, d in zip(kernels, self.dilations):
             colour = apply_kernel(colour, weights, d)
         return colour
@@ -184,16 +189,16 @@ class KernelPredictingNet(nn.Module):
         if self.despeckle and not self.training:  # only with the lights apart: a light's edge is no firefly
             reflected = despeckle(reflected)
         reflected = self.filter(reflected, kernels) * albedo
-        return reflected + self.filter_sparse(emitted, kernels)
+        return reflected + self.filter_sparse(emitted, kernels[:EMISSION_STAGES])
 
     def filter_sparse(self, colour: torch.Tensor, kernels: list[torch.Tensor]) -> torch.Tensor:
         """`filter` for an image that is 0 but in a small region (a light seen straight on): the same result, computed
-        on the region's bounding box grown by the filter's reach (the kernels cannot carry it further, and the
+        on the region's bounding box grown by the given stages' reach (the kernels cannot carry it further, and the
         replicated border stays 0), which is most of the frame's cost saved."""
         lit = colour.detach().amax(dim=(0, 1)) > 0
         if not bool(lit.any()):
             return torch.zeros_like(colour)
-        reach = sum(d * (self.kernel_size // 2) for d in self.dilations)
+        reach = sum(d * (self.kernel_size // 2) for d in self.dilations[:len(kernels)])
         (y0, y1), (x0, x1) = ((int(i[0]), int(i[-1])) for i in (lit.any(1).nonzero()[:, 0], lit.any(0).nonzero()[:, 0]))
         ys = slice(max(0, y0 - reach), min(colour.shape[2], y1 + 1 + reach))
         xs = slice(max(0, x0 - reach), min(colour.shape[3], x1 + 1 + reach))
